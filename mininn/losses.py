@@ -1,0 +1,125 @@
+"""Losses of network outputs, averaged over examples, with their output-space Hessians.
+
+A loss takes outputs ``F`` and targets ``Y``, both of shape (n, k), and returns
+the mean over the n examples of a per-example loss summed over the k outputs.
+``loss.output_hessian_vp(F, Y, U)`` multiplies the Hessian of that mean with
+respect to ``F`` (block diagonal over examples, each block k x k, and including
+the 1/n) by a direction ``U`` of shape (n, k): the middle factor of the
+Gauss-Newton product ``J^T H_L J v``. ``loss.sample_targets(F, rng)`` draws
+targets from the model's predictive distribution whose negative log-likelihood
+the loss is, for the true Fisher used by K-FAC.
+"""
+
+import autograd.numpy as np
+from autograd.scipy.special import logsumexp
+
+from .errors import ShapeError, UnknownNameError
+
+
+def _check(F, Y):
+    if np.shape(F) != np.shape(Y) or len(np.shape(F)) != 2:
+        raise ShapeError(
+            f"outputs have shape {np.shape(F)} and targets {np.shape(Y)}: both must be (n, k) "
+            "and equal (one-hot encode class labels with mininn.data.one_hot)"
+        )
+
+
+def _sigmoid(F):
+    return 0.5 * (np.tanh(0.5 * F) + 1.0)
+
+
+def _softmax(F):
+    return np.exp(F - logsumexp(F, axis=1, keepdims=True))
+
+
+class Loss:
+    """A loss of outputs and targets; call it as ``loss(F, Y)`` for the scalar value."""
+
+    name = "loss"
+
+    def __call__(self, F, Y):
+        _check(F, Y)
+        return self.value(F, Y)
+
+    def __repr__(self):
+        return f"mininn.losses.{self.name}"
+
+    def value(self, F, Y):
+        """Mean over rows of the per-example loss (no shape check)."""
+        raise NotImplementedError
+
+    def output_hessian_vp(self, F, Y, U):
+        """Hessian of the loss with respect to F, times U; shape (n, k)."""
+        raise NotImplementedError
+
+    def sample_targets(self, F, rng):
+        """Targets drawn from the predictive distribution at outputs F; shape (n, k)."""
+        raise NotImplementedError
+
+
+class MeanSquaredError(Loss):
+    """``mean_i sum_j (F_ij - Y_ij)^2``: the negative log-likelihood of a Gaussian with variance 1/2."""
+
+    name = "mse"
+
+    def value(self, F, Y):
+        return np.sum((F - Y) ** 2) / np.shape(F)[0]
+
+    def output_hessian_vp(self, F, Y, U):
+        return 2.0 * U / np.shape(F)[0]
+
+    def sample_targets(self, F, rng):
+        return F + rng.normal(scale=np.sqrt(0.5), size=np.shape(F))
+
+
+class SigmoidCrossEntropy(Loss):
+    """Binary cross-entropy of logits F and targets Y in [0, 1], ``log(1 + e^F) - Y F``, overflow-free."""
+
+    name = "sigmoid_cross_entropy"
+
+    def value(self, F, Y):
+        return np.sum(np.logaddexp(0.0, F) - Y * F) / np.shape(F)[0]
+
+    def output_hessian_vp(self, F, Y, U):
+        p = _sigmoid(F)
+        return p * (1.0 - p) * U / np.shape(F)[0]
+
+    def sample_targets(self, F, rng):
+        return (rng.random(np.shape(F)) < _sigmoid(F)).astype(float)
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Cross-entropy of logits F (one row per example) and one-hot or probability rows Y."""
+
+    name = "softmax_cross_entropy"
+
+    def value(self, F, Y):
+        return np.sum(logsumexp(F, axis=1) - np.sum(Y * F, axis=1)) / np.shape(F)[0]
+
+    def output_hessian_vp(self, F, Y, U):
+        p = _softmax(F)
+        return (p * U - p * np.sum(p * U, axis=1, keepdims=True)) / np.shape(F)[0]
+
+    def sample_targets(self, F, rng):
+        p = _softmax(F)
+        cumulative = np.cumsum(p, axis=1)
+        draws = rng.random((np.shape(F)[0], 1))
+        classes = np.minimum(np.sum(cumulative < draws, axis=1), np.shape(F)[1] - 1)
+        return np.eye(np.shape(F)[1])[classes]
+
+
+mse = MeanSquaredError()
+sigmoid_cross_entropy = SigmoidCrossEntropy()
+softmax_cross_entropy = SoftmaxCrossEntropy()
+
+LOSSES = {loss.name: loss for loss in (mse, sigmoid_cross_entropy, softmax_cross_entropy)}
+
+
+def get_loss(name):
+    """Return the loss called ``name`` (a Loss instance is returned as is)."""
+    if isinstance(name, Loss):
+        return name
+    try:
+        return LOSSES[name]
+    except (KeyError, TypeError):
+        raise UnknownNameError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}") from None
