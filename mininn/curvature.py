@@ -9,7 +9,8 @@ small N; the products never form a matrix.
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import grad, hessian as autograd_hessian, make_jvp, make_vjp
+from autograd import grad, make_jvp, make_vjp
+from autograd import hessian as autograd_hessian
 
 from .errors import UnknownNameError
 

@@ -78,7 +78,8 @@ class Adagrad(Optimizer):
 
 
 class RMSProp(Optimizer):
-    """RMSProp (Tieleman & Hinton 2012): ``s <- decay s + (1 - decay) g^2``, step ``lr g / (sqrt(s) + eps)``."""
+    """RMSProp (Tieleman & Hinton 2012): ``s <- decay s + (1 - decay) g^2``, step ``lr g / (sqrt(s) + eps)``.
+    """
 
     def __init__(self, learning_rate=1e-3, decay=0.9, eps=1e-8):
         self.learning_rate = positive("learning_rate", learning_rate)

@@ -1,0 +1,57 @@
+"""What every benchmark shares: timing, machine description, and writing results."""
+
+import csv
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine():
+    """A one-line description of the machine the numbers come from."""
+    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"numpy {np.__version__}")
+
+
+def median_seconds(function, repeats, warmup=1):
+    """Median wall time of ``function()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def write_results(name, payload, rows_key, output_dir=RESULTS):
+    """Write ``payload`` to ``<name>.json`` and its ``rows_key`` list to ``<name>.csv``; return the paths."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": machine(), "date": datetime.date.today().isoformat(), **payload}
+    json_path = output_dir / f"{name}.json"
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    rows = payload[rows_key]
+    csv_path = output_dir / f"{name}.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return json_path, csv_path
+
+
+def print_table(rows, columns):
+    """Print ``rows`` (dicts) as an aligned text table of ``columns``."""
+    def cell(value):
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+    widths = [max(len(c), *(len(cell(r[c])) for r in rows)) for c in columns]
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for row in rows:
+        print("  ".join(cell(row[c]).rjust(w) for c, w in zip(columns, widths)))

@@ -1,0 +1,550 @@
+"""Matrix-free linear algebra for curvature matrices.
+
+Every routine takes ``matvec``, a callable that maps a 1-D float64 array ``v``
+of shape (n,) to the product ``A v`` of shape (n,), where ``A`` is a symmetric
+n-by-n matrix (a Hessian, a Gauss-Newton matrix, ...) that is never formed.
+Random numbers come from ``np.random.default_rng(seed)``, so results are
+reproducible.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mininn.errors import MininnError, NonFiniteError, ShapeError, UnknownNameError
+
+LANCZOS_WHICH = ("largest", "smallest")
+
+# Lanczos stops when the new residual is this small relative to ||A q_j||:
+# the Krylov space is then invariant under A (up to rounding).
+_BREAKDOWN_RTOL = 1e-10
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _as_vector(values, name, size=None):
+    """Return ``values`` as a finite 1-D float64 array, or raise naming ``name``."""
+    vector = np.asarray(values, dtype=np.float64)
+    if vector.ndim != 1:
+        raise ShapeError(f"{name} must be a 1-D array, got shape {vector.shape}; flatten it first.")
+    if size is not None and vector.size != size:
+        raise ShapeError(f"{name} must have shape ({size},), got shape {vector.shape}.")
+    if not np.all(np.isfinite(vector)):
+        raise NonFiniteError(f"{name} contains NaN or infinity; check how it was computed.")
+    return vector
+
+
+def _apply(matvec, vector):
+    """Return ``matvec(vector)`` after checking its shape and finiteness."""
+    product = np.asarray(matvec(vector), dtype=np.float64)
+    if product.shape != vector.shape:
+        raise ShapeError(
+            f"matvec returned shape {product.shape} for an input of shape {vector.shape}; "
+            "it must return a 1-D array of the same shape as its input."
+        )
+    if not np.all(np.isfinite(product)):
+        raise NonFiniteError(
+            "matvec returned NaN or infinity; check the parameters and data it uses "
+            "(or add damping if the curvature overflows)."
+        )
+    return product
+
+
+def _check_positive_int(value, name):
+    if int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _preconditioner_solver(preconditioner, size):
+    """Return a callable r -> M^{-1} r for the ``preconditioner`` argument of CG."""
+    if preconditioner is None:
+        return lambda residual: residual
+    if callable(preconditioner):
+        return lambda residual: _apply(preconditioner, residual)
+    diagonal = _as_vector(preconditioner, "preconditioner", size=size)
+    if np.any(diagonal <= 0):
+        raise ValueError(
+            "a diagonal preconditioner must be positive; add damping, e.g. (diag + lam) ** 0.75."
+        )
+    return lambda residual: residual / diagonal
+
+
+def _tridiagonal(alphas, betas):
+    """Dense symmetric tridiagonal matrix with diagonal ``alphas`` and off-diagonal ``betas``."""
+    return np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+
+
+def _rademacher(rng, dim):
+    """A vector of shape (dim,) with independent entries +1 or -1, each with probability 1/2."""
+    return rng.choice(np.array([-1.0, 1.0]), size=dim)
+
+
+# ----------------------------------------------------------------------------- CG
+
+
+@dataclass(frozen=True)
+class CGResult:
+    """Outcome of :func:`conjugate_gradient`.
+
+    Attributes
+    ----------
+    x : ndarray of shape (n,)
+        The returned iterate.
+    iterations : int
+        Number of completed CG steps (matrix-vector products spent on steps).
+    reason : str
+        Why CG stopped: "converged" (relative residual below ``tol``), "martens"
+        (relative-progress test), "negative_curvature" (a direction with
+        p^T A p <= 0 was met) or "max_iters".
+    residual_norm : float
+        Norm of the residual b - A x of the returned iterate.
+    phi : list of float
+        Values of the quadratic model 1/2 x^T A x - b^T x; ``phi[i]`` belongs to
+        iterate i, ``phi[0]`` to the starting point.
+    iterates : list of tuple
+        Pairs (iteration, copy of x) stored when ``store_iterates`` is true; empty
+        otherwise.
+    """
+
+    x: np.ndarray
+    iterations: int
+    reason: str
+    residual_norm: float
+    phi: list = field(default_factory=list)
+    iterates: list = field(default_factory=list)
+
+    @property
+    def converged(self):
+        """True when the relative residual fell below the tolerance."""
+        return self.reason == "converged"
+
+
+def _martens_progress_stalled(phi, eps):
+    """Martens' (2010) test on the model values ``phi[0..i]`` of iterates 0..i."""
+    i = len(phi) - 1
+    k = max(10, math.ceil(0.1 * i))
+    return i > k and phi[i] < 0 and (phi[i] - phi[i - k]) / phi[i] < k * eps
+
+
+def conjugate_gradient(
+    matvec,
+    b,
+    x0=None,
+    preconditioner=None,
+    max_iters=250,
+    tol=1e-10,
+    martens_stop=False,
+    martens_eps=5e-4,
+    store_iterates=False,
+):
+    """Solve A x = b with preconditioned conjugate gradients, A given by products.
+
+    CG minimises the quadratic model phi(x) = 1/2 x^T A x - b^T x. Each step
+    costs one call of ``matvec``; the model value is tracked for free as
+    phi(x) = -1/2 x^T (b + r) with the residual r = b - A x.
+
+    Parameters
+    ----------
+    matvec : callable
+        Maps an ndarray of shape (n,) to A times it, shape (n,). A should be
+        symmetric; it need not be positive definite (see ``reason``).
+    b : ndarray of shape (n,)
+        Right-hand side.
+    x0 : ndarray of shape (n,), optional
+        Starting point (a warm start); zeros when omitted. It is not modified.
+    preconditioner : ndarray of shape (n,) or callable, optional
+        Either the positive diagonal m of a diagonal preconditioner M (then
+        M^{-1} r = r / m), or a callable r -> M^{-1} r. M must be symmetric
+        positive definite.
+    max_iters : int
+        Most CG steps.
+    tol : float
+        Stop when ||r|| <= tol * ||b|| (relative residual).
+    martens_stop : bool
+        Also stop at iteration i when i > k, phi_i < 0 and
+        (phi_i - phi_{i-k}) / phi_i < k * martens_eps, with k = max(10, ceil(i / 10))
+        (Martens, 2010).
+    martens_eps : float
+        The epsilon of that test.
+    store_iterates : bool
+        Store copies of the iterates at i = ceil(5 * 1.3^j), j = 0, 1, 2, ...
+        (5, 7, 9, 11, 15, ...) and of the returned iterate, for Martens'
+        CG-backtracking.
+
+    Returns
+    -------
+    CGResult
+        ``reason`` says why CG stopped. On "negative_curvature" (p^T A p <= 0 for
+        the next search direction p) ``x`` is the last iterate before that step,
+        which is ``x0`` (or zeros) if it happens at the first step.
+
+    Raises
+    ------
+    ShapeError
+        If ``b`` is not 1-D, ``x0`` or the preconditioner does not match it, or
+        ``matvec`` returns another shape.
+    NonFiniteError
+        If ``b``, ``x0`` or a product contains NaN or infinity.
+    """
+    b = _as_vector(b, "b")
+    max_iters = _check_positive_int(max_iters, "max_iters")
+    apply_preconditioner = _preconditioner_solver(preconditioner, b.size)
+    if x0 is None:
+        x = np.zeros_like(b)
+        residual = b.copy()
+    else:
+        x = _as_vector(x0, "x0", size=b.size).copy()
+        residual = b - _apply(matvec, x)
+
+    threshold = tol * np.linalg.norm(b)
+    phi = [-0.5 * x @ (b + residual)]
+    iterates = []
+    save_index, next_saved = 0, 5
+    preconditioned = apply_preconditioner(residual)
+    direction = preconditioned.copy()
+    residual_dot = residual @ preconditioned
+
+    iteration = 0
+    reason = "converged" if np.linalg.norm(residual) <= threshold else None
+    while reason is None:
+        if iteration == max_iters:
+            reason = "max_iters"
+            break
+        product = _apply(matvec, direction)
+        curvature = direction @ product
+        if curvature <= 0:
+            reason = "negative_curvature"
+            break
+        step = residual_dot / curvature
+        x += step * direction
+        residual -= step * product
+        iteration += 1
+        phi.append(-0.5 * x @ (b + residual))
+        if store_iterates and iteration == next_saved:
+            iterates.append((iteration, x.copy()))
+            save_index += 1
+            next_saved = math.ceil(5 * 1.3**save_index)
+
+        if np.linalg.norm(residual) <= threshold:
+            reason = "converged"
+        elif martens_stop and _martens_progress_stalled(phi, martens_eps):
+            reason = "martens"
+        else:
+            preconditioned = apply_preconditioner(residual)
+            new_residual_dot = residual @ preconditioned
+            direction = preconditioned + (new_residual_dot / residual_dot) * direction
+            residual_dot = new_residual_dot
+
+    if store_iterates and (not iterates or iterates[-1][0] != iteration):
+        iterates.append((iteration, x.copy()))
+    return CGResult(
+        x=x,
+        iterations=iteration,
+        reason=reason,
+        residual_norm=float(np.linalg.norm(residual)),
+        phi=[float(value) for value in phi],
+        iterates=iterates,
+    )
+
+
+# ----------------------------------------------------------------------------- eigenvalues
+
+
+def power_iteration(matvec, dim, num_iters=200, tol=1e-10, seed=0):
+    """Eigenpair of largest absolute eigenvalue of a symmetric operator.
+
+    Repeats v <- A v / ||A v|| from a random unit vector and returns the
+    Rayleigh quotient v^T A v. Convergence is linear with rate abs(lambda_2 / lambda_1);
+    if the two largest eigenvalues have equal size and opposite sign it does
+    not converge (use :func:`lanczos`).
+
+    Parameters
+    ----------
+    matvec : callable
+        Maps an ndarray of shape (dim,) to A times it.
+    dim : int
+        Size n of the operator.
+    num_iters : int
+        Most products.
+    tol : float
+        Stop when the residual ||A v - lambda v|| <= tol * abs(lambda).
+    seed : int
+        Seed of the random start vector.
+
+    Returns
+    -------
+    eigenvalue : float
+        The Rayleigh quotient (signed).
+    eigenvector : ndarray of shape (dim,)
+        The unit-norm iterate v.
+    """
+    dim = _check_positive_int(dim, "dim")
+    num_iters = _check_positive_int(num_iters, "num_iters")
+    vector = np.random.default_rng(seed).standard_normal(dim)
+    vector /= np.linalg.norm(vector)
+    eigenvalue = 0.0
+    for _ in range(num_iters):
+        product = _apply(matvec, vector)
+        eigenvalue = float(vector @ product)
+        product_norm = np.linalg.norm(product)
+        if product_norm == 0.0:
+            break
+        converged = np.linalg.norm(product - eigenvalue * vector) <= tol * abs(eigenvalue)
+        vector = product / product_norm
+        if converged:
+            break
+    return eigenvalue, vector
+
+
+def lanczos_tridiagonal(matvec, dim, num_iters, seed=0, start=None):
+    """Lanczos tridiagonalisation with full reorthogonalisation.
+
+    Builds an orthonormal basis Q of the Krylov space span{q, A q, A^2 q, ...}
+    and the tridiagonal T = Q^T A Q. Each step costs one product; each new basis
+    vector is orthogonalised twice against all previous ones, so Q stays
+    orthonormal to rounding. If the space becomes invariant (breakdown: the new
+    residual is below 1e-10 times ||A q_j||) the process stops early.
+
+    Parameters
+    ----------
+    matvec : callable
+        Maps an ndarray of shape (dim,) to A times it; A symmetric.
+    dim : int
+        Size n of the operator.
+    num_iters : int
+        Most steps m (capped at ``dim``).
+    seed : int
+        Seed of the random start vector; ignored when ``start`` is given.
+    start : ndarray of shape (dim,), optional
+        Start vector (normalised here).
+
+    Returns
+    -------
+    alphas : ndarray of shape (m,)
+        Diagonal of T.
+    betas : ndarray of shape (m - 1,)
+        Off-diagonal of T.
+    Q : ndarray of shape (dim, m)
+        Orthonormal columns, the first being the normalised start vector.
+    """
+    dim = _check_positive_int(dim, "dim")
+    steps = min(_check_positive_int(num_iters, "num_iters"), dim)
+    if start is None:
+        start = np.random.default_rng(seed).standard_normal(dim)
+    start = _as_vector(start, "start", size=dim)
+    start_norm = np.linalg.norm(start)
+    if start_norm == 0.0:
+        raise ValueError("start must be a nonzero vector.")
+
+    basis = np.empty((dim, steps))
+    basis[:, 0] = start / start_norm
+    alphas, betas = [], []
+    for j in range(steps):
+        residual = _apply(matvec, basis[:, j])
+        product_norm = np.linalg.norm(residual)
+        alphas.append(basis[:, j] @ residual)
+        if j == steps - 1:
+            break
+        previous = basis[:, : j + 1]
+        for _ in range(2):
+            residual -= previous @ (previous.T @ residual)
+        beta = np.linalg.norm(residual)
+        if beta <= _BREAKDOWN_RTOL * product_norm:
+            break
+        betas.append(beta)
+        basis[:, j + 1] = residual / beta
+    return np.array(alphas), np.array(betas), basis[:, : len(alphas)]
+
+
+def lanczos(matvec, dim, num_iters, k=1, which="largest", seed=0):
+    """Extreme eigenpairs of a symmetric operator by the Lanczos method.
+
+    Returns Ritz pairs: eigenpairs of the tridiagonal T from
+    :func:`lanczos_tridiagonal`, lifted back by Q. The extreme ones converge
+    first; with ``num_iters >= dim`` they are exact up to rounding. Lanczos sees
+    each distinct eigenvalue once, so a repeated eigenvalue is returned once.
+
+    Parameters
+    ----------
+    matvec : callable
+        Maps an ndarray of shape (dim,) to A times it; A symmetric.
+    dim : int
+        Size n of the operator.
+    num_iters : int
+        Lanczos steps (products).
+    k : int
+        Number of eigenpairs, at most ``min(num_iters, dim)``.
+    which : str
+        "largest" (algebraically largest, returned in descending order) or
+        "smallest" (ascending order).
+    seed : int
+        Seed of the random start vector.
+
+    Returns
+    -------
+    eigenvalues : ndarray of shape (k,)
+        Ritz values.
+    eigenvectors : ndarray of shape (dim, k)
+        Unit Ritz vectors as columns, in the order of ``eigenvalues``.
+
+    Raises
+    ------
+    UnknownNameError
+        If ``which`` is not "largest" or "smallest".
+    MininnError
+        If the Krylov space became invariant after fewer than k steps.
+    """
+    if which not in LANCZOS_WHICH:
+        raise UnknownNameError(f"which must be one of {LANCZOS_WHICH}, got {which!r}.")
+    k = _check_positive_int(k, "k")
+    if k > min(num_iters, dim):
+        raise ValueError(f"k = {k} eigenpairs need num_iters >= k and dim >= k.")
+    alphas, betas, basis = lanczos_tridiagonal(matvec, dim, num_iters, seed=seed)
+    if alphas.size < k:
+        raise MininnError(
+            f"Lanczos broke down after {alphas.size} steps (the start vector lies in an "
+            f"invariant subspace), so only {alphas.size} Ritz pairs exist; ask for fewer."
+        )
+    ritz_values, ritz_coordinates = np.linalg.eigh(_tridiagonal(alphas, betas))
+    order = np.arange(k) if which == "smallest" else np.arange(alphas.size)[::-1][:k]
+    return ritz_values[order], basis @ ritz_coordinates[:, order]
+
+
+# ----------------------------------------------------------------------------- stochastic
+
+
+def hutchinson_trace(matvec, dim, num_samples=100, seed=0):
+    """Hutchinson's estimate of trace(A) with Rademacher probes.
+
+    Averages z^T A z over independent probes z with entries +-1; each probe
+    costs one product.
+
+    Parameters
+    ----------
+    matvec : callable
+        Maps an ndarray of shape (dim,) to A times it.
+    dim : int
+        Size n of the operator.
+    num_samples : int
+        Number of probes, at least 2 (for the standard error).
+    seed : int
+        Seed of the probes.
+
+    Returns
+    -------
+    estimate : float
+        Mean of z^T A z.
+    standard_error : float
+        Sample standard deviation of z^T A z divided by sqrt(num_samples).
+    """
+    dim = _check_positive_int(dim, "dim")
+    if _check_positive_int(num_samples, "num_samples") < 2:
+        raise ValueError("num_samples must be at least 2 to estimate a standard error.")
+    rng = np.random.default_rng(seed)
+    samples = np.empty(num_samples)
+    for index in range(num_samples):
+        probe = _rademacher(rng, dim)
+        samples[index] = probe @ _apply(matvec, probe)
+    return float(samples.mean()), float(samples.std(ddof=1) / np.sqrt(num_samples))
+
+
+def hutchinson_diagonal(matvec, dim, num_samples=100, seed=0):
+    """Estimate of diag(A): the mean of z * (A z) over Rademacher probes z.
+
+    Unbiased; the error of entry i shrinks like sqrt(sum_{j != i} A_ij^2 / num_samples).
+
+    Parameters
+    ----------
+    matvec : callable
+        Maps an ndarray of shape (dim,) to A times it.
+    dim : int
+        Size n of the operator.
+    num_samples : int
+        Number of probes (products).
+    seed : int
+        Seed of the probes.
+
+    Returns
+    -------
+    ndarray of shape (dim,)
+        The estimated diagonal.
+    """
+    dim = _check_positive_int(dim, "dim")
+    num_samples = _check_positive_int(num_samples, "num_samples")
+    rng = np.random.default_rng(seed)
+    total = np.zeros(dim)
+    for _ in range(num_samples):
+        probe = _rademacher(rng, dim)
+        total += probe * _apply(matvec, probe)
+    return total / num_samples
+
+
+def spectral_density(
+    matvec, dim, num_iters=60, num_runs=5, grid=None, num_points=500, sigma=None, seed=0
+):
+    """Smoothed eigenvalue density by stochastic Lanczos quadrature.
+
+    Each run starts Lanczos from a random unit vector v; the eigenvalues of T
+    (nodes) with weights (first components of T's eigenvectors)^2 form a
+    quadrature rule with sum_j w_j f(node_j) ~ v^T f(A) v, whose expectation is
+    trace(f(A)) / dim (Ubaru, Chen & Saad, 2017; Ghorbani, Krishnan & Xiao,
+    2019). The density is the average over runs of sum_j w_j g(x - node_j),
+    g the Gaussian of standard deviation ``sigma``, so it integrates to 1.
+
+    Parameters
+    ----------
+    matvec : callable
+        Maps an ndarray of shape (dim,) to A times it; A symmetric.
+    dim : int
+        Size n of the operator.
+    num_iters : int
+        Lanczos steps per run.
+    num_runs : int
+        Number of random start vectors.
+    grid : ndarray of shape (p,), optional
+        Points where the density is evaluated. By default ``num_points`` evenly
+        spaced points from (smallest node - 5 sigma) to (largest node + 5 sigma).
+    num_points : int
+        Size of the default grid.
+    sigma : float, optional
+        Width of the Gaussian kernel. By default 1/100 of the spread of the
+        nodes (largest - smallest), or 1/100 of max(1, abs(node)) if all nodes
+        coincide.
+    seed : int
+        Seed of the start vectors.
+
+    Returns
+    -------
+    grid : ndarray of shape (p,)
+        Evaluation points.
+    density : ndarray of shape (p,)
+        Density values on the grid.
+    """
+    dim = _check_positive_int(dim, "dim")
+    num_runs = _check_positive_int(num_runs, "num_runs")
+    if sigma is not None and not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma!r}.")
+    rng = np.random.default_rng(seed)
+    nodes, weights = [], []
+    for _ in range(num_runs):
+        alphas, betas, _ = lanczos_tridiagonal(
+            matvec, dim, num_iters, start=rng.standard_normal(dim)
+        )
+        run_nodes, run_vectors = np.linalg.eigh(_tridiagonal(alphas, betas))
+        nodes.append(run_nodes)
+        weights.append(run_vectors[0] ** 2 / num_runs)
+    nodes, weights = np.concatenate(nodes), np.concatenate(weights)
+
+    if sigma is None:
+        spread = nodes.max() - nodes.min()
+        sigma = 0.01 * (spread if spread > 0 else max(1.0, np.abs(nodes).max()))
+    if grid is None:
+        num_points = _check_positive_int(num_points, "num_points")
+        grid = np.linspace(nodes.min() - 5 * sigma, nodes.max() + 5 * sigma, num_points)
+    grid = _as_vector(grid, "grid")
+    kernel = np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / sigma) ** 2)
+    density = kernel @ weights / (sigma * np.sqrt(2 * np.pi))
+    return grid, density
