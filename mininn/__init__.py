@@ -1,6 +1,6 @@
 """mininn: second-order methods for ReLU networks, small enough to read.
 
-Parameters are one flat float64 vector ``theta``; a :class:`Problem` binds a
+Parameters are one flat float64 vector ``theta``; a :class:`~mininn.problem.Problem` binds a
 model, a loss and data and gives values, gradients and curvature products.
 """
 

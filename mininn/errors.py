@@ -34,7 +34,7 @@ class DivergenceError(NonFiniteError):
 
     Attributes
     ----------
-    history : History or None
+    history : mininn.train.History or None
         The training record up to and including the last finite step, with
         ``history.theta`` the last good parameters.
     """

@@ -2,7 +2,7 @@
 
 ``state = optimizer.init(theta)`` prepares whatever the method carries between
 steps, and ``theta, state, info = optimizer.step(problem, theta, state)`` takes
-one step on ``problem`` (a :class:`mininn.Problem`, possibly a minibatch).
+one step on ``problem`` (a :class:`mininn.problem.Problem`, possibly a minibatch).
 ``info`` is a dict with at least ``loss`` (the objective at the incoming theta)
 and ``grad_norm`` (the norm of its gradient); methods add their own entries.
 No step returns non-finite parameters: it raises

@@ -1,0 +1,250 @@
+"""Tests of mininn.optim.kfac: factors against the dense Gauss-Newton matrix, and the optimizer."""
+
+import numpy as np
+import pytest
+from helpers import linear_regression, random_problem
+
+from mininn import MLP, Problem, data
+from mininn.curvature import layer_blocks
+from mininn.errors import ShapeError, UnknownNameError
+from mininn.optim.kfac import (
+    FISHER_KINDS,
+    KFAC,
+    kfac_block,
+    kfac_factors,
+    kfac_relative_errors,
+)
+
+
+def run(optimizer, problem, theta, steps):
+    state = optimizer.init(theta)
+    infos = []
+    for _ in range(steps):
+        theta, state, info = optimizer.step(problem, theta, state)
+        infos.append(info)
+    return theta, state, infos
+
+
+# -- factors and blocks ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.1])
+def test_one_layer_linear_mse_block_is_exact(l2):
+    problem, theta = random_problem(sizes=(3, 2), activation="identity", n=20, l2=l2)
+    [(A, G)] = kfac_factors(problem.model, theta, problem.X, "mse", problem.Y, fisher="exact")
+    [[exact]] = layer_blocks(problem.ggn(theta), problem.model.layout)
+    exact = exact - l2 * np.eye(len(exact))
+    np.testing.assert_allclose(kfac_block(A, G), exact, rtol=0, atol=1e-10 * np.abs(exact).max())
+    np.testing.assert_allclose(G, 2 * np.eye(2), atol=1e-12)
+    assert kfac_relative_errors(problem, theta, fisher="exact")[0] < 1e-10
+
+
+@pytest.mark.parametrize("loss", ["mse", "sigmoid_cross_entropy", "softmax_cross_entropy"])
+def test_single_example_blocks_are_exact_for_every_layer(loss):
+    # With one example the mean of Kronecker products is a single Kronecker product.
+    problem, theta = random_problem(sizes=(4, 6, 5, 3), loss=loss, n=1, seed=2)
+    assert np.all(kfac_relative_errors(problem, theta, fisher="exact") < 1e-10)
+
+
+def test_deep_relu_errors_per_layer():
+    problem, theta = random_problem(sizes=(4, 8, 8, 2), n=50, seed=0)
+    for fisher in ("exact", "sampled"):
+        errors = kfac_relative_errors(problem, theta, fisher=fisher)
+        assert errors.shape == (3,)
+        assert np.all(np.isfinite(errors)) and np.all(errors < 1)
+    exact = kfac_relative_errors(problem, theta, fisher="exact")
+    # MSE with a linear output: D_i = I and H_i = 2 I for the last layer, so only it is exact.
+    assert exact[-1] < 1e-10
+    assert np.all(exact[:-1] > 1e-2)
+
+
+def test_kfac_block_matches_explicit_construction_in_theta_order():
+    fan_in, fan_out = 2, 3
+    layer = MLP([fan_in, fan_out]).layout.layers[0]
+    rng = np.random.default_rng(0)
+    A, G = rng.standard_normal((fan_in + 1, fan_in + 1)), rng.standard_normal((fan_out, fan_out))
+    # Position in theta of W[i, j], with i = fan_in standing for the bias b[j].
+    def position(i, j):
+        if i == fan_in:
+            return layer.bias.start + j
+        return layer.weight.start + np.ravel_multi_index((i, j), layer.weight_shape)
+
+    explicit = np.zeros(((fan_in + 1) * fan_out,) * 2)
+    for i in range(fan_in + 1):
+        for j in range(fan_out):
+            for k in range(fan_in + 1):
+                for m in range(fan_out):
+                    explicit[position(i, j), position(k, m)] = A[i, k] * G[j, m]
+    np.testing.assert_array_equal(kfac_block(A, G), explicit)
+
+
+@pytest.mark.parametrize("fisher", FISHER_KINDS)
+def test_factors_are_symmetric_psd_with_a_homogeneous_coordinate(fisher):
+    problem, theta = random_problem(sizes=(4, 8, 8, 3), loss="softmax_cross_entropy", n=30)
+    factors = kfac_factors(problem.model, theta, problem.X, problem.loss, problem.Y, fisher)
+    assert len(factors) == 3
+    for layer, (A, G) in zip(problem.model.layout, factors):
+        assert A.shape == (layer.fan_in + 1,) * 2 and G.shape == (layer.fan_out,) * 2
+        assert A[-1, -1] == pytest.approx(1.0)
+        for factor in (A, G):
+            np.testing.assert_allclose(factor, factor.T, atol=1e-14)
+            assert np.linalg.eigvalsh(factor).min() > -1e-12 * np.abs(factor).max()
+        assert np.abs(G).max() > 0
+
+
+def test_sampled_fisher_averages_to_the_exact_one():
+    problem, theta = random_problem(sizes=(3, 6, 2), loss="softmax_cross_entropy", n=10, seed=1)
+    repeats = 2000  # each example drawn `repeats` times: G averages over that many targets
+    X = np.tile(problem.X, (repeats, 1))
+    sampled = kfac_factors(problem.model, theta, X, problem.loss, fisher="sampled", rng=3)
+    exact = kfac_factors(problem.model, theta, problem.X, problem.loss, problem.Y, "exact")
+    for (A_s, G_s), (A_e, G_e) in zip(sampled, exact):
+        np.testing.assert_allclose(A_s, A_e, atol=1e-12)
+        assert np.linalg.norm(G_s - G_e) < 0.05 * np.linalg.norm(G_e)
+    empirical = kfac_factors(problem.model, theta, problem.X, problem.loss, problem.Y, "empirical")
+    assert np.linalg.norm(empirical[-1][1] - exact[-1][1]) > 0.05 * np.linalg.norm(exact[-1][1])
+
+
+def test_factor_arguments_are_checked():
+    problem, theta = random_problem()
+    with pytest.raises(UnknownNameError, match="fisher"):
+        kfac_factors(problem.model, theta, problem.X, "mse", problem.Y, fisher="true")
+    for fisher in ("empirical", "exact"):
+        with pytest.raises(ShapeError, match="needs targets Y"):
+            kfac_factors(problem.model, theta, problem.X, "mse", fisher=fisher)
+
+
+class LinearModel:
+    """A model that is not an MLP (no layers), with what Problem asks for."""
+
+    num_params, output_dim = 3, 1
+
+    def check_inputs(self, X):
+        pass
+
+    def forward(self, theta, X):
+        return X @ theta[:, None]
+
+
+def test_non_mlp_model_is_refused_clearly():
+    X = np.ones((4, 3))
+    problem = Problem(LinearModel(), "mse", X, np.ones((4, 1)))
+    with pytest.raises(TypeError, match="K-FAC needs a mininn.MLP, got LinearModel"):
+        kfac_factors(problem.model, np.zeros(3), X, "mse")
+    optimizer = KFAC()
+    with pytest.raises(TypeError, match="MLP"):
+        optimizer.step(problem, np.zeros(3), optimizer.init(np.zeros(3)))
+
+
+# -- the optimizer ----------------------------------------------------------------------
+
+
+def test_one_step_solves_linear_least_squares():
+    # One layer, MSE, exact G: A ⊗ G is the Hessian, so with tiny damping the step is Newton's.
+    # Factored damping adds sqrt(damping) to each factor, hence the very small damping.
+    problem, solution = linear_regression()
+    optimizer = KFAC(damping=1e-16, fisher="exact", adapt_damping=False)
+    theta, _, [info] = run(optimizer, problem, np.zeros(problem.num_params), 1)
+    np.testing.assert_allclose(theta, solution, atol=1e-7)
+    assert info["step_size"] == pytest.approx(1.0, abs=1e-7)
+    assert info["accepted"] and info["loss_after"] < info["loss"]
+
+
+def test_step_is_the_factored_damped_kfac_direction():
+    problem, theta = random_problem(sizes=(3, 5, 2), n=25, l2=0.05)
+    damping, learning_rate = 0.1, 1e-3
+    optimizer = KFAC(learning_rate, damping, fisher="exact", adapt_damping=False)
+    new_theta, _, info = optimizer.step(problem, theta, optimizer.init(theta))
+    assert info["accepted"]
+    gamma, gradient = damping + problem.l2, problem.grad(theta)
+    factors = kfac_factors(problem.model, theta, problem.X, problem.loss, problem.Y, "exact")
+    for layer, (A, G) in zip(problem.model.layout, factors):
+        pi = np.sqrt(np.trace(A) / len(A) / (np.trace(G) / len(G)))
+        damped = kfac_block(A + pi * np.sqrt(gamma) * np.eye(len(A)),
+                            G + np.sqrt(gamma) / pi * np.eye(len(G)))
+        expected = -learning_rate * np.linalg.solve(damped, gradient[layer.params])
+        np.testing.assert_allclose(new_theta[layer.params] - theta[layer.params], expected,
+                                   rtol=1e-8, atol=1e-14)
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"learning_rate": 0.1},
+    {"momentum": 0.5},
+    {"fisher": "exact", "inverse_every": 1},
+])
+def test_kfac_fits_relu_regression(options):
+    X, Y = data.regression_1d()
+    model = MLP([1, 16, 16, 1])
+    problem, theta0 = Problem(model, "mse", X, Y), model.init(0)
+    theta, state, infos = run(KFAC(**options), problem, theta0, 50)
+    assert np.all(np.isfinite(theta))
+    assert problem.value(theta) < problem.value(theta0) / 5
+    for info in infos:
+        assert set(info) >= {"loss", "grad_norm", "loss_after", "step_size", "damping", "accepted"}
+        assert not info["accepted"] or info["loss_after"] <= info["loss"]
+    assert state["step"] == 50 and problem.counts["kfac_factors"] == 50
+    assert state["damping"] < KFAC().damping  # good steps (rho > 3/4) lowered it
+
+
+def test_kfac_fits_softmax_classification():
+    X, labels = data.two_spirals(n=200)
+    Y = data.one_hot(labels[:, 0].astype(int), 2)
+    model = MLP([2, 16, 16, 2])
+    problem, theta0 = Problem(model, "softmax_cross_entropy", X, Y), model.init(0)
+    theta, _, infos = run(KFAC(), problem, theta0, 50)
+    assert problem.value(theta) < 0.4 * problem.value(theta0)
+    assert sum(info["accepted"] for info in infos) >= 40
+
+
+@pytest.mark.parametrize("learning_rate", [1e3, 1e300])
+def test_rejected_steps_keep_theta_and_raise_damping(learning_rate):
+    problem, theta = random_problem(sizes=(3, 8, 2), n=30)
+    optimizer = KFAC(learning_rate=learning_rate, momentum=0.5)
+    state = optimizer.init(theta)
+    new_theta, new_state, info = optimizer.step(problem, theta, state)
+    assert not info["accepted"]
+    np.testing.assert_array_equal(new_theta, theta)
+    assert not info["loss_after"] <= info["loss"]  # larger, or nan when the step overflowed
+    assert new_state["damping"] == pytest.approx(1.5 * state["damping"])
+    assert not np.any(new_state["update"])
+
+
+def test_factor_averages_and_inverse_schedule():
+    problem, theta = random_problem(sizes=(3, 5, 2), n=15)
+    optimizer = KFAC(learning_rate=1e-3, ema_decay=0.95, inverse_every=2, seed=4)
+    state0 = optimizer.init(theta)
+    theta1, state1, _ = optimizer.step(problem, theta, state0)
+    _, state2, _ = optimizer.step(problem, theta1, state1)
+    first = kfac_factors(problem.model, theta, problem.X, problem.loss, rng=np.random.default_rng([4, 0]))
+    second = kfac_factors(problem.model, theta1, problem.X, problem.loss,
+                          rng=np.random.default_rng([4, 1]))
+    for (A, G), (A1, G1), (A2, G2) in zip(state2["factors"], first, second):
+        np.testing.assert_allclose(A, (A1 + A2) / 2, atol=1e-14)
+        np.testing.assert_allclose(G, (G1 + G2) / 2, atol=1e-14)
+    assert state2["eigen"] is state1["eigen"]  # step 1 reuses the decompositions of step 0
+    _, state3, _ = optimizer.step(problem, theta1, state2)
+    assert state3["eigen"] is not state2["eigen"]
+
+
+def test_runs_are_reproducible():
+    problem, theta = random_problem(sizes=(3, 6, 2), n=20)
+    first, _, _ = run(KFAC(seed=1), problem, theta, 5)
+    again, _, _ = run(KFAC(seed=1), problem, theta, 5)
+    other, _, _ = run(KFAC(seed=2), problem, theta, 5)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("options, error", [
+    ({"learning_rate": 0.0}, ValueError),
+    ({"damping": -1.0}, ValueError),
+    ({"ema_decay": 1.0}, ValueError),
+    ({"inverse_every": 0}, ValueError),
+    ({"inverse_every": 2.5}, ValueError),
+    ({"momentum": 1.0}, ValueError),
+    ({"fisher": "true"}, UnknownNameError),
+])
+def test_hyperparameters_are_validated(options, error):
+    with pytest.raises(error):
+        KFAC(**options)
