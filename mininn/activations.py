@@ -42,8 +42,12 @@ def tanh(x):
 
 
 def sigmoid(x):
-    """Logistic function 1 / (1 + exp(-x)), written as 0.5 (1 + tanh(x/2)) so it never overflows."""
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)
+    """Logistic function 1 / (1 + exp(-x)), written as exp(-log(1 + e^-x)) so it never overflows.
+
+    (The form 0.5 (1 + tanh(x/2)) has a finite value, but autograd's derivative of
+    tanh, 1 / cosh^2, overflows with a RuntimeWarning for |x| > 710.)
+    """
+    return np.exp(-np.logaddexp(0.0, -x))
 
 
 def identity(x):

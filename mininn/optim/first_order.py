@@ -11,6 +11,10 @@ from .base import Optimizer, check_finite_update, in_unit_interval, positive
 
 LOWER_LR = "lower the learning rate"
 
+#: Floating-point state for the update arithmetic: an overflow to inf or NaN is not
+#: warned about here because check_finite_update turns it into a NonFiniteError.
+QUIET = {"over": "ignore", "invalid": "ignore"}
+
 
 def _value_and_grad(problem, theta):
     loss, gradient = problem.value_and_grad(theta)
@@ -25,7 +29,9 @@ class SGD(Optimizer):
 
     def step(self, problem, theta, state):
         _, g, info = _value_and_grad(problem, theta)
-        new = check_finite_update(theta, theta - self.learning_rate * g, LOWER_LR)
+        with np.errstate(**QUIET):
+            new = theta - self.learning_rate * g
+        new = check_finite_update(theta, new, LOWER_LR)
         return new, {"step": state["step"] + 1}, info
 
 
@@ -41,8 +47,10 @@ class Momentum(Optimizer):
 
     def step(self, problem, theta, state):
         _, g, info = _value_and_grad(problem, theta)
-        velocity = self.momentum * state["velocity"] - self.learning_rate * g
-        new = check_finite_update(theta, theta + velocity, LOWER_LR)
+        with np.errstate(**QUIET):
+            velocity = self.momentum * state["velocity"] - self.learning_rate * g
+            new = theta + velocity
+        new = check_finite_update(theta, new, LOWER_LR)
         return new, {"step": state["step"] + 1, "velocity": velocity}, info
 
 
@@ -54,8 +62,10 @@ class Nesterov(Momentum):
 
     def step(self, problem, theta, state):
         _, g, info = _value_and_grad(problem, theta + self.momentum * state["velocity"])
-        velocity = self.momentum * state["velocity"] - self.learning_rate * g
-        new = check_finite_update(theta, theta + velocity, LOWER_LR)
+        with np.errstate(**QUIET):
+            velocity = self.momentum * state["velocity"] - self.learning_rate * g
+            new = theta + velocity
+        new = check_finite_update(theta, new, LOWER_LR)
         return new, {"step": state["step"] + 1, "velocity": velocity}, info
 
 
@@ -71,8 +81,9 @@ class Adagrad(Optimizer):
 
     def step(self, problem, theta, state):
         _, g, info = _value_and_grad(problem, theta)
-        second = state["second_moment"] + g**2
-        new = theta - self.learning_rate * g / (np.sqrt(second) + self.eps)
+        with np.errstate(**QUIET):
+            second = state["second_moment"] + g**2
+            new = theta - self.learning_rate * g / (np.sqrt(second) + self.eps)
         new = check_finite_update(theta, new, LOWER_LR)
         return new, {"step": state["step"] + 1, "second_moment": second}, info
 
@@ -91,8 +102,9 @@ class RMSProp(Optimizer):
 
     def step(self, problem, theta, state):
         _, g, info = _value_and_grad(problem, theta)
-        second = self.decay * state["second_moment"] + (1 - self.decay) * g**2
-        new = theta - self.learning_rate * g / (np.sqrt(second) + self.eps)
+        with np.errstate(**QUIET):
+            second = self.decay * state["second_moment"] + (1 - self.decay) * g**2
+            new = theta - self.learning_rate * g / (np.sqrt(second) + self.eps)
         new = check_finite_update(theta, new, LOWER_LR)
         return new, {"step": state["step"] + 1, "second_moment": second}, info
 
@@ -112,10 +124,12 @@ class Adadelta(Optimizer):
     def step(self, problem, theta, state):
         _, g, info = _value_and_grad(problem, theta)
         rho = self.decay
-        second = rho * state["second_moment"] + (1 - rho) * g**2
-        update = -np.sqrt(state["update_moment"] + self.eps) / np.sqrt(second + self.eps) * g
-        update_moment = rho * state["update_moment"] + (1 - rho) * update**2
-        new = check_finite_update(theta, theta + self.learning_rate * update, LOWER_LR)
+        with np.errstate(**QUIET):
+            second = rho * state["second_moment"] + (1 - rho) * g**2
+            update = -np.sqrt(state["update_moment"] + self.eps) / np.sqrt(second + self.eps) * g
+            update_moment = rho * state["update_moment"] + (1 - rho) * update**2
+            new = theta + self.learning_rate * update
+        new = check_finite_update(theta, new, LOWER_LR)
         state = {"step": state["step"] + 1, "second_moment": second, "update_moment": update_moment}
         return new, state, info
 
@@ -136,10 +150,11 @@ class Adam(Optimizer):
     def step(self, problem, theta, state):
         _, g, info = _value_and_grad(problem, theta)
         t = state["step"] + 1
-        first = self.beta1 * state["first_moment"] + (1 - self.beta1) * g
-        second = self.beta2 * state["second_moment"] + (1 - self.beta2) * g**2
-        first_hat = first / (1 - self.beta1**t)
-        second_hat = second / (1 - self.beta2**t)
-        new = theta - self.learning_rate * first_hat / (np.sqrt(second_hat) + self.eps)
+        with np.errstate(**QUIET):
+            first = self.beta1 * state["first_moment"] + (1 - self.beta1) * g
+            second = self.beta2 * state["second_moment"] + (1 - self.beta2) * g**2
+            first_hat = first / (1 - self.beta1**t)
+            second_hat = second / (1 - self.beta2**t)
+            new = theta - self.learning_rate * first_hat / (np.sqrt(second_hat) + self.eps)
         new = check_finite_update(theta, new, LOWER_LR)
         return new, {"step": t, "first_moment": first, "second_moment": second}, info
