@@ -45,7 +45,7 @@ def sigmoid(x):
     """Logistic function 1 / (1 + exp(-x)), written as exp(-log(1 + e^-x)) so it never overflows.
 
     (The form 0.5 (1 + tanh(x/2)) has a finite value, but autograd's derivative of
-    tanh, 1 / cosh^2, overflows with a RuntimeWarning for |x| > 710.)
+    tanh, 1 / cosh^2, overflows with a RuntimeWarning for ``|x| > 710``.)
     """
     return np.exp(-np.logaddexp(0.0, -x))
 

@@ -18,7 +18,7 @@ from .errors import UnknownNameError
 #: the gradient computation; "rev_rev" differentiates v . grad f(x) in reverse mode.
 HVP_METHODS = ("fwd_rev", "rev_rev")
 
-#: The default method: the faster of the two in our measurement on ReLU MLPs
+#: The default method, the faster of the two in our measurement on ReLU MLPs
 #: (2.3x a gradient against 8.7x for the 842,340-parameter autoencoder at batch
 #: 1000; 2.4x against 2.6x for a 5,569-parameter net; see the curvature benchmark).
 DEFAULT_HVP_METHOD = "fwd_rev"

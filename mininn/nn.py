@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import autograd.numpy as anp
 import numpy as np
+from autograd import make_vjp
 
 from .activations import PIECEWISE_LINEAR, get_activation
 from .errors import ShapeError, UnknownNameError
@@ -215,3 +216,28 @@ class MLP:
             if index < len(params) - 1:
                 h = self.activation(z)
         return inputs, preactivations
+
+    def preactivation_pullback(self, theta, X):
+        """Outputs F of shape (n, output_dim) and the map U -> per-layer ``D_i^T U_i``.
+
+        ``D_i`` is the Jacobian of example i's output with respect to one layer's
+        pre-activation ``z_i``. The map takes U of shape (n, output_dim) and returns
+        one array per layer, of shape (n, fan_out), whose row i is ``D_i^T U_i``: a
+        single reverse pass gives every example's pre-activation gradient (rows are
+        independent examples). Used by K-FAC's factors and Hessian-free's
+        per-example preconditioner.
+        """
+        params = self.layout.unflatten(theta)
+        last = len(params) - 1
+
+        def outputs(perturbations):
+            h = X
+            for index, ((W, b), e) in enumerate(zip(params, perturbations)):
+                z = anp.dot(h, W) + b + e
+                h = self.output(z) if index == last else self.activation(z)
+            return h
+
+        self.check_inputs(X)
+        zeros = [np.zeros((len(X), layer.fan_out)) for layer in self.layout]
+        pullback, F = make_vjp(outputs)(zeros)
+        return F, pullback

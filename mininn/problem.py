@@ -41,7 +41,7 @@ class Problem:
     Y : ndarray of shape (n, d_out)
         Targets (one-hot rows for softmax cross-entropy).
     l2 : float
-        Weight of the L2 penalty l2/2 * |theta|^2 (adds l2 * I to the curvature).
+        Weight of the L2 penalty ``l2/2 * |theta|^2`` (adds ``l2 * I`` to the curvature).
     dense_limit : int
         Largest N for which dense Hessian and Gauss-Newton matrices are formed.
     """

@@ -52,3 +52,34 @@ def in_unit_interval(name, value):
     if not 0 <= value < 1:
         raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
     return float(value)
+
+
+#: Levenberg-Marquardt constants of Martens (2010): the damping grows by DAMPING_INCREASE
+#: when rho < RHO_LOW (or the step was rejected) and shrinks by DAMPING_DECREASE when rho > RHO_HIGH.
+RHO_LOW, RHO_HIGH, DAMPING_INCREASE, DAMPING_DECREASE = 0.25, 0.75, 1.5, 2.0 / 3.0
+
+#: Default bounds of an adapted damping lambda.
+DAMPING_RANGE = (1e-8, 1e8)
+
+
+def levenberg_marquardt(damping, rho, bounds=DAMPING_RANGE):
+    """The next damping after a step whose reduction ratio is rho.
+
+    rho is (actual loss change) / (change predicted by the quadratic model); pass
+    NaN for a rejected step. The damping is multiplied by 3/2 when rho < 1/4 or
+    rho is NaN, by 2/3 when rho > 3/4, and clipped to ``bounds``.
+    """
+    if not rho >= RHO_LOW:
+        damping *= DAMPING_INCREASE
+    elif rho > RHO_HIGH:
+        damping *= DAMPING_DECREASE
+    return float(min(max(damping, bounds[0]), bounds[1]))
+
+
+def trial_loss(value, trial):
+    """``value(trial)``, or infinity where trial or the loss is not finite (a step to reject)."""
+    if not np.all(np.isfinite(trial)):
+        return np.inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = value(trial)
+    return loss if np.isfinite(loss) else np.inf

@@ -26,15 +26,14 @@ every example: a single example, a one-layer linear model with MSE, and the
 last layer of any MLP with a linear output and MSE (``D_i = I``, ``H_i = 2 I``).
 """
 
-import autograd.numpy as anp
 import numpy as np
-from autograd import grad, make_vjp
+from autograd import grad
 
 from ..curvature import layer_blocks
 from ..errors import ShapeError, UnknownNameError
 from ..losses import get_loss
 from ..nn import MLP
-from .base import Optimizer, in_unit_interval, positive
+from .base import Optimizer, in_unit_interval, levenberg_marquardt, positive
 
 #: How G is formed. "sampled": targets drawn from the model's predictive
 #: distribution, one per example (the true Fisher, Monte Carlo). "empirical":
@@ -43,39 +42,12 @@ from .base import Optimizer, in_unit_interval, positive
 #: ``G = (1/n) Σ_i D_iᵀ H_i D_i`` (one backward pass per output).
 FISHER_KINDS = ("sampled", "empirical", "exact")
 
-#: Bounds kept on the adapted Tikhonov damping λ.
-DAMPING_RANGE = (1e-8, 1e8)
-
-
 def _check_model(model):
     if not isinstance(model, MLP):
         raise TypeError(
             f"K-FAC needs a mininn.MLP, got {type(model).__name__}: the factors are built from "
             "the inputs and pre-activations of its dense layers (MLP.forward_trace)"
         )
-
-
-def _preactivation_pullback(model, theta, X):
-    """Outputs F (n, k) and the map U -> per-layer ``D_iᵀ U_i`` stacked over examples.
-
-    The pre-activations are made inputs: each layer's ``z`` gets a perturbation
-    added and the network is differentiated with respect to the perturbations
-    at zero. Rows are independent examples, so row i of layer l's result is
-    ``D_iᵀ U_i`` for the pre-activation ``z_i`` of that layer.
-    """
-    params = model.layout.unflatten(theta)
-    last = len(params) - 1
-
-    def outputs(perturbations):
-        h = X
-        for index, ((W, b), e) in enumerate(zip(params, perturbations)):
-            z = anp.dot(h, W) + b + e
-            h = model.output(z) if index == last else model.activation(z)
-        return h
-
-    zeros = [np.zeros((len(X), layer.fan_out)) for layer in model.layout]
-    pullback, F = make_vjp(outputs)(zeros)
-    return F, pullback
 
 
 def _output_hessian_roots(loss, F, Y):
@@ -122,7 +94,7 @@ def kfac_factors(model, theta, X, loss, Y=None, fisher="sampled", rng=0):
         raise UnknownNameError(f"unknown fisher {fisher!r}; choose one of {FISHER_KINDS}")
     X = np.asarray(X, dtype=float)
     inputs, _ = model.forward_trace(theta, X)
-    F, pullback = _preactivation_pullback(model, theta, X)
+    F, pullback = model.preactivation_pullback(theta, X)
     n = len(X)
     if fisher == "sampled":
         Y = loss.sample_targets(F, np.random.default_rng(rng))
@@ -210,15 +182,6 @@ def _precondition(gradient_block, eigen_A, eigen_G, gamma):
     rotated = Q_A.T @ gradient_block @ Q_G
     rotated /= np.outer(s_A + pi * np.sqrt(gamma), s_G + np.sqrt(gamma) / pi)
     return Q_A @ rotated @ Q_G.T
-
-
-def _levenberg_marquardt(damping, rho):
-    """λ·3/2 when ρ < 1/4 or ρ is nan (a rejected step), λ·2/3 when ρ > 3/4, within DAMPING_RANGE."""
-    if not rho >= 0.25:
-        damping *= 1.5
-    elif rho > 0.75:
-        damping *= 2.0 / 3.0
-    return float(np.clip(damping, *DAMPING_RANGE))
 
 
 class KFAC(Optimizer):
@@ -334,7 +297,7 @@ class KFAC(Optimizer):
                 model_change = g @ delta + 0.5 * (delta @ F_delta)
                 if model_change < 0:
                     rho = float((loss_after - loss) / model_change)
-            damping = _levenberg_marquardt(damping, rho)
+            damping = levenberg_marquardt(damping, rho)
 
         if accepted:
             theta = candidate

@@ -19,14 +19,17 @@ small networks and for teaching; Hessian-free optimisation is the matrix-free ve
 import numpy as np
 
 from ..errors import CurvatureError, NonFiniteError
-from .base import Optimizer, check_finite_update, positive
+from .base import (
+    DAMPING_INCREASE,
+    Optimizer,
+    check_finite_update,
+    levenberg_marquardt,
+    positive,
+    trial_loss,
+)
 
 FIXES = ("use DampedNewton (adds damping lambda * I), SaddleFreeNewton (uses |H| + lambda * I) "
          "or GaussNewton (uses the positive semi-definite Gauss-Newton matrix, damped)")
-
-# Levenberg-Marquardt constants of Martens (2010): the damping grows by INCREASE when
-# rho < LOW (and after a rejected step) and shrinks by DECREASE when rho > HIGH.
-LOW, HIGH, INCREASE, DECREASE = 0.25, 0.75, 1.5, 2.0 / 3.0
 
 
 def singular_tolerance(eigenvalues):
@@ -97,15 +100,6 @@ class Newton(Optimizer):
             "num_negative_eigenvalues": num_negative,
         }
         return new, {"step": state["step"] + 1}, info
-
-
-def _trial_loss(value, trial):
-    """The loss at trial, or infinity where trial or the loss is not finite."""
-    if not np.all(np.isfinite(trial)):
-        return np.inf
-    with np.errstate(over="ignore", invalid="ignore"):
-        loss = value(trial)
-    return loss if np.isfinite(loss) else np.inf
 
 
 class LevenbergMarquardt(Optimizer):
@@ -196,26 +190,24 @@ class LevenbergMarquardt(Optimizer):
             step = -coordinates / shifted
             predicted = coordinates @ step + 0.5 * eigenvalues @ step**2
             trial = theta + eigenvectors @ step
-            trial_loss = _trial_loss(value, trial)
-            rho = (trial_loss - loss) / predicted if predicted < 0 else np.nan
+            loss_after = trial_loss(value, trial)
+            rho = (loss_after - loss) / predicted if predicted < 0 else np.nan
             info = {"damping": damping, "rho": rho, "attempts": attempt}
-            if trial_loss < loss:
-                if rho < LOW:
-                    damping *= INCREASE
-                elif rho > HIGH:
-                    damping *= DECREASE
-                return trial, self._clip(damping), {**info, "accepted": True, "loss_after": trial_loss}
-            damping = self._clip(damping * INCREASE)
+            if loss_after < loss:
+                damping = levenberg_marquardt(damping, rho, self.bounds)
+                return trial, damping, {**info, "accepted": True, "loss_after": loss_after}
+            damping = levenberg_marquardt(damping, np.nan, self.bounds)
         return theta, damping, {**info, "accepted": False, "loss_after": loss}
 
-    def _clip(self, damping):
-        return min(max(damping, self.min_damping), self.max_damping)
+    @property
+    def bounds(self):
+        return (self.min_damping, self.max_damping)
 
     def _positive_definite_damping(self, eigenvalues, damping):
         """Multiply damping by 3/2 until C + damping I is positive definite (or at max_damping)."""
         shifted = eigenvalues + damping
         while shifted.min() <= singular_tolerance(shifted) and damping < self.max_damping:
-            damping = self._clip(damping * INCREASE)
+            damping = min(damping * DAMPING_INCREASE, self.max_damping)
             shifted = eigenvalues + damping
         return damping
 
