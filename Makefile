@@ -1,0 +1,113 @@
+# Second-order methods for ReLU networks: build, test and run the book.
+#
+#   make book   build the book (executes the notebooks) into _build/html
+#   make test   lint, unit tests, notebooks (nbval), warnings-as-errors build, browser check
+#   make lab    open the notebooks in JupyterLab
+#   make clean  remove build outputs and caches (make distclean also removes .venv)
+#
+# Every target creates .venv from requirements.txt first (python3 -m venv), and refreshes
+# it whenever requirements.txt or pyproject.toml change.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp
+BUILD := _build
+HTML := $(BUILD)/html
+CHROMIUM ?= /usr/bin/chromium
+JUPYTERLAB_VERSION := 4.6.6
+JOBS ?= 2
+
+.PHONY: help bootstrap book test lint unit nbval book-strict browser lab clean distclean
+
+help:
+	@echo "make book   build the book into $(HTML)"
+	@echo "make test   lint, unit tests, notebooks (nbval), -W book build, browser check"
+	@echo "make lab    open the notebooks in JupyterLab"
+	@echo "make clean  remove build outputs (make distclean also removes $(VENV))"
+
+# --- bootstrap ---------------------------------------------------------------------------
+
+bootstrap: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; run: make PYTHON=python3.11 ...")'
+	@if ! $(BIN)/python -c '' 2>/dev/null; then \
+	    echo "Creating $(VENV) with $$($(PYTHON) --version)"; \
+	    rm -rf $(VENV); \
+	    $(PYTHON) -m venv $(VENV); \
+	fi
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
+	@touch $(STAMP)
+
+# Headless Chromium for the browser check (Debian's package; CI runs as root).
+.PRECIOUS: $(CHROMIUM)
+$(CHROMIUM):
+	@if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	echo "Installing Chromium (apt-get install chromium)"; \
+	$$SUDO apt-get update -qq; \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	@test -x $(CHROMIUM)
+
+# --- the book ----------------------------------------------------------------------------
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build .
+	@echo "Open $(HTML)/index.html"
+
+# --- the tests ---------------------------------------------------------------------------
+
+test: $(STAMP) $(CHROMIUM)
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory nbval
+	$(MAKE) --no-print-directory book-strict
+	$(MAKE) --no-print-directory browser
+	@echo "make test: all steps passed"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(BIN)/pytest tests -q -n $(JOBS)
+
+# Every notebook against its committed outputs. No notebook collected is a failure
+# (pytest exits 5). --dist loadfile keeps each notebook's cells on one worker.
+nbval: $(STAMP)
+	$(BIN)/pytest --nbval --nbval-current-env book/ -p no:cacheprovider \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300 \
+	    -n $(JOBS) --dist loadfile
+
+# Warnings are errors, nitpicky references; --all re-reads every page so that warnings of
+# an earlier, unchanged build are not skipped (executed notebooks stay cached).
+book-strict: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going --all
+
+browser: $(STAMP) $(CHROMIUM)
+	$(BIN)/python tests/browser/check_site.py $(HTML) --chromium $(CHROMIUM)
+
+# --- JupyterLab ----------------------------------------------------------------------------
+
+lab: $(STAMP)
+	@if [ ! -x $(BIN)/jupyter-lab ]; then \
+	    echo "Installing JupyterLab $(JUPYTERLAB_VERSION) into $(VENV)"; \
+	    $(BIN)/python -m pip install --quiet "jupyterlab==$(JUPYTERLAB_VERSION)" -c requirements.txt; \
+	fi
+	$(BIN)/jupyter-lab $$([ "$$(id -u)" -eq 0 ] && echo --allow-root) book/
+
+# --- cleaning ----------------------------------------------------------------------------
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache *.egg-info
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) \
+	    -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
