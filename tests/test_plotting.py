@@ -1,0 +1,152 @@
+"""Tests of mininn.plotting: what each figure actually draws (Agg backend, no display)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mininn import MLP, History  # noqa: E402
+from mininn.errors import ShapeError  # noqa: E402
+from mininn.plotting import density, loss_curves, matrix_heatmap, spectrum  # noqa: E402
+
+
+@pytest.fixture
+def ax():
+    figure, axes = plt.subplots()
+    yield axes
+    plt.close(figure)
+
+
+def vertical_lines(ax):
+    return sorted(line.get_xdata()[0] for line in ax.lines
+                  if len(set(line.get_xdata())) == 1 and tuple(line.get_ydata()) == (0, 1))
+
+
+def horizontal_lines(ax):
+    return sorted(line.get_ydata()[0] for line in ax.lines
+                  if len(set(line.get_ydata())) == 1 and tuple(line.get_xdata()) == (0, 1))
+
+
+def test_heatmap_limits_are_symmetric_about_zero(ax):
+    matrix = np.array([[3.0, -1.0], [-1.0, 0.5]])
+    matrix_heatmap(matrix, ax=ax)
+    (image,) = ax.images
+    assert image.get_clim() == (-3.0, 3.0)
+    np.testing.assert_array_equal(image.get_array(), matrix)
+
+
+def test_heatmap_limits_follow_the_largest_negative_entry(ax):
+    matrix_heatmap(np.array([[0.1, -7.0], [2.0, 0.0]]), ax=ax)
+    assert ax.images[0].get_clim() == (-7.0, 7.0)
+
+
+def test_heatmap_of_zero_matrix_has_nonempty_limits(ax):
+    matrix_heatmap(np.zeros((3, 3)), ax=ax)
+    vmin, vmax = ax.images[0].get_clim()
+    assert vmin == -vmax and vmax > 0
+
+
+def test_heatmap_non_symmetric_uses_data_limits(ax):
+    matrix_heatmap(np.array([[1.0, 2.0], [3.0, 5.0]]), ax=ax, symmetric=False)
+    assert ax.images[0].get_clim() == (1.0, 5.0)
+
+
+def test_heatmap_draws_lines_at_inner_layer_boundaries(ax):
+    model = MLP([2, 3, 4, 1])
+    layout = model.layout
+    n = model.num_params
+    matrix_heatmap(np.eye(n), layout=layout, ax=ax, title="H")
+    expected = [b - 0.5 for b in layout.boundaries[1:-1]]
+    assert expected == [8.5, 24.5]
+    assert vertical_lines(ax) == expected
+    assert horizontal_lines(ax) == expected
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 1", "layer 2", "layer 3"]
+    assert ax.get_title() == "H"
+
+
+def test_heatmap_without_layout_draws_no_lines(ax):
+    matrix_heatmap(np.eye(4), ax=ax)
+    assert len(ax.lines) == 0
+
+
+def test_heatmap_rejects_matrix_of_wrong_size_for_layout(ax):
+    with pytest.raises(ShapeError):
+        matrix_heatmap(np.eye(5), layout=MLP([2, 3, 1]).layout, ax=ax)
+
+
+def history_with(losses, times, grads):
+    history = History(theta=np.zeros(1))
+    for loss, time, grad in zip(losses, times, grads):
+        counts = {"value": 0, "grad": grad, "hvp": 2 * grad, "ggn_vp": 0}
+        history.record(np.zeros(1), {"loss": loss, "grad_norm": 1.0}, time, counts)
+    return history
+
+
+def test_loss_curves_draws_one_line_per_history_with_its_length(ax):
+    runs = {
+        "a": history_with([4.0, 2.0, 1.0], [0.1, 0.2, 0.3], [1, 2, 3]),
+        "b": np.array([5.0, 4.0, 3.0, 2.0, 1.0]),
+        "c": (np.array([0.0, 10.0]), np.array([1.0, 0.5])),
+    }
+    returned = loss_curves(runs, ax=ax)
+    assert returned is ax
+    assert [line.get_label() for line in ax.lines] == ["a", "b", "c"]
+    assert [len(line.get_xdata()) for line in ax.lines] == [3, 5, 2]
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [0, 1, 2])
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [4.0, 2.0, 1.0])
+    np.testing.assert_array_equal(ax.lines[2].get_xdata(), [0.0, 10.0])
+    assert ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+
+
+def test_loss_curves_time_and_evaluation_axes(ax):
+    history = history_with([4.0, 2.0], [0.5, 1.5], [1, 2])
+    loss_curves({"run": history}, x="time", ax=ax, log=False)
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [0.5, 1.5])
+    assert ax.get_yscale() == "linear"
+    assert ax.get_xlabel() == "wall time (s)"
+    figure, other = plt.subplots()
+    loss_curves({"run": history}, x="evaluations", ax=other)
+    np.testing.assert_array_equal(other.lines[0].get_xdata(), [3, 6])
+    plt.close(figure)
+
+
+def test_loss_curves_refuses_time_for_plain_arrays(ax):
+    with pytest.raises(ValueError, match="History"):
+        loss_curves({"a": np.ones(3)}, x="time", ax=ax)
+    with pytest.raises(ValueError, match="x must be"):
+        loss_curves({"a": np.ones(3)}, x="epochs", ax=ax)
+
+
+def test_spectrum_sorts_and_highlights_negative_eigenvalues(ax):
+    values = np.array([3.0, -2.0, 0.0, 1e-3, -1e-5, 1e-17])
+    spectrum(values, ax=ax)
+    positive, zero, negative = [line for line in ax.lines if line.get_linestyle() == "None"]
+    np.testing.assert_array_equal(negative.get_ydata(), [-2.0, -1e-5])
+    np.testing.assert_array_equal(negative.get_xdata(), [1, 2])
+    np.testing.assert_array_equal(zero.get_ydata(), [0.0, 1e-17])  # below 6 * eps * 3
+    np.testing.assert_array_equal(positive.get_ydata(), [1e-3, 3.0])
+    assert len({positive.get_color(), zero.get_color(), negative.get_color()}) == 3
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "positive (2)", "zero (2)", "negative (2)"]
+    assert ax.get_yscale() == "symlog"
+
+
+def test_spectrum_tolerance_decides_what_is_zero(ax):
+    spectrum(np.array([-0.5, -1e-3, 1e-3, 1.0]), ax=ax, tolerance=1e-2)
+    positive, zero, negative = [line for line in ax.lines if line.get_linestyle() == "None"]
+    np.testing.assert_array_equal(zero.get_ydata(), [-1e-3, 1e-3])
+    np.testing.assert_array_equal(negative.get_ydata(), [-0.5])
+
+
+def test_density_draws_the_curve(ax):
+    grid = np.linspace(-1.0, 1.0, 11)
+    values = np.exp(-grid**2)
+    density(grid, values, ax=ax, label="H")
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), values)
+    assert ax.get_yscale() == "log"
+    with pytest.raises(ShapeError):
+        density(grid, values[:-1], ax=ax)
