@@ -1,7 +1,7 @@
 # Second-order methods for ReLU networks: build, test and run the book.
 #
 #   make book   build the book (executes the notebooks) into _build/html
-#   make test   lint, unit tests, notebooks (nbval), warnings-as-errors build, browser check
+#   make test   lint, unit tests, benchmark smoke runs, notebooks (nbval), -W build, browser check
 #   make lab    open the notebooks in JupyterLab
 #   make clean  remove build outputs and caches (make distclean also removes .venv)
 #
@@ -23,11 +23,11 @@ CHROMIUM ?= /usr/bin/chromium
 JUPYTERLAB_VERSION := 4.6.6
 JOBS ?= 2
 
-.PHONY: help bootstrap book test lint unit nbval book-strict browser lab clean distclean
+.PHONY: help bootstrap book test lint unit benchmarks-quick nbval book-strict browser lab clean distclean
 
 help:
 	@echo "make book   build the book into $(HTML)"
-	@echo "make test   lint, unit tests, notebooks (nbval), -W book build, browser check"
+	@echo "make test   lint, unit tests, benchmark smoke runs, notebooks (nbval), -W book build, browser check"
 	@echo "make lab    open the notebooks in JupyterLab"
 	@echo "make clean  remove build outputs (make distclean also removes $(VENV))"
 
@@ -67,6 +67,7 @@ book: $(STAMP)
 test: $(STAMP) $(CHROMIUM)
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory benchmarks-quick
 	$(MAKE) --no-print-directory nbval
 	$(MAKE) --no-print-directory book-strict
 	$(MAKE) --no-print-directory browser
@@ -77,6 +78,13 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests -q -n $(JOBS)
+
+# Smoke runs of the benchmark CLI (seconds each), written to a temporary folder; the
+# full benchmarks (python -m benchmarks ...) are run by hand, not by make test.
+benchmarks-quick: $(STAMP)
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BIN)/python -m benchmarks curvature --quick --output "$$tmp"; \
+	$(BIN)/python -m benchmarks optimizers --quick --output "$$tmp"
 
 # Every notebook against its committed outputs. No notebook collected is a failure
 # (pytest exits 5). --dist loadfile keeps each notebook's cells on one worker.

@@ -1,19 +1,62 @@
-"""Command line: ``python -m benchmarks {curvature,book} [--quick] [--output DIR]``."""
+"""Command line: ``python -m benchmarks {book,curvature,optimizers} [--quick] [--output DIR]``.
+
+``optimizers`` also takes ``--budget SECONDS`` (per run), ``--seeds K`` and
+``--problem mnist1d|curves|all``. ``--threads N`` sets the number of BLAS threads
+(default: the library's own for book and curvature, 1 for optimizers).
+"""
 
 import argparse
+import importlib
+import os
+import sys
 
-from . import book, curvature
+BENCHMARKS = ("book", "curvature", "optimizers")
 
-BENCHMARKS = {"book": book.run, "curvature": curvature.run}
+#: Environment variables read by the BLAS libraries numpy may use, when they load.
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark to run")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", choices=BENCHMARKS, help="which benchmark to run")
     parser.add_argument("--quick", action="store_true", help="a small smoke run (seconds)")
     parser.add_argument("--output", default=None, help="results folder (default benchmarks/results)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="BLAS threads (default: the library's for book and curvature, 1 for "
+                             "optimizers: on a shared machine multithreaded BLAS makes the small "
+                             "products of minibatch steps erratic)")
+    group = parser.add_argument_group("optimizers only")
+    group.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                       help="wall time per run (default 20 s for mnist1d, 30 s for curves)")
+    group.add_argument("--seeds", type=int, default=None, metavar="K",
+                       help="runs per method, seeds 0..K-1 (default 3; 1 with --quick)")
+    group.add_argument("--problem", choices=["mnist1d", "curves", "all"], default="all",
+                       help="which problem (default all)")
     args = parser.parse_args(argv)
-    BENCHMARKS[args.name](quick=args.quick, output_dir=args.output)
+    kwargs = {"quick": args.quick, "output_dir": args.output}
+    if args.name == "optimizers":
+        if args.budget is not None and not args.budget > 0:
+            parser.error("--budget must be positive")
+        if args.seeds is not None and args.seeds < 1:
+            parser.error("--seeds must be at least 1")
+        kwargs.update(budget=args.budget, seeds=args.seeds, problem=args.problem)
+        if args.threads is None:
+            args.threads = 1
+    elif args.budget is not None or args.seeds is not None or args.problem != "all":
+        parser.error("--budget, --seeds and --problem apply to the optimizers benchmark only")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
+        if "numpy" in sys.modules:
+            print(f"--threads {args.threads} ignored: numpy was loaded before the option was read",
+                  file=sys.stderr)
+        else:
+            for variable in THREAD_VARIABLES:
+                os.environ[variable] = str(args.threads)
+    # Imported only now: the BLAS library reads the thread variables when numpy loads it.
+    module = importlib.import_module(f".{args.name}", __package__)
+    module.run(**kwargs)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,12 @@ from .errors import UnknownNameError
 #: the gradient computation; "rev_rev" differentiates v . grad f(x) in reverse mode.
 HVP_METHODS = ("fwd_rev", "rev_rev")
 
-#: The default method, the faster of the two in our measurement on ReLU MLPs
-#: (2.3x a gradient against 8.7x for the 842,340-parameter autoencoder at batch
-#: 1000; 2.4x against 2.6x for a 5,569-parameter net; see the curvature benchmark).
+#: The default method. Neither wins everywhere in the curvature benchmark
+#: (benchmarks/results/curvature.json, 842,340-parameter ReLU autoencoder):
+#: at batch 1000 forward-over-reverse costs 2.2x a gradient against 2.4x for
+#: reverse-over-reverse, at batch 100 3.1x against 1.8x; on the 5,569-parameter
+#: net of chapter 5 it is 2.4x against 2.6x. We keep forward-over-reverse, the
+#: faster one at the large batches where curvature products are used.
 DEFAULT_HVP_METHOD = "fwd_rev"
 
 
