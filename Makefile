@@ -23,6 +23,15 @@ CHROMIUM ?= /usr/bin/chromium
 JUPYTERLAB_VERSION := 4.6.6
 JOBS ?= 2
 
+# Reproducible floating point for the notebooks, whose compared outputs must match on other
+# machines: one BLAS thread (also the fastest for the small matrices of the book), and on
+# x86-64 the AVX2 kernels of OpenBLAS and numpy, whatever wider units the CPU has.
+export OPENBLAS_NUM_THREADS ?= 1
+ifeq ($(shell uname -m),x86_64)
+export OPENBLAS_CORETYPE ?= Haswell
+export NPY_DISABLE_CPU_FEATURES ?= X86_V4,AVX512_ICL,AVX512_SPR
+endif
+
 .PHONY: help bootstrap book test lint unit benchmarks-quick nbval book-strict browser lab clean distclean
 
 help:

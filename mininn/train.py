@@ -8,8 +8,9 @@ from tqdm import tqdm  # the text bar: tqdm.auto warns in notebooks without ipyw
 
 from .errors import DivergenceError, NonFiniteError
 
-#: The evaluation kinds a Problem counts; History keeps one array per kind.
-EVALUATION_KINDS = ("value", "grad", "hvp", "ggn_vp")
+#: The evaluation kinds a Problem counts; History keeps one array per kind. The last two
+#: are K-FAC's factor statistics and Hessian-free's preconditioner, each about one gradient.
+EVALUATION_KINDS = ("value", "grad", "hvp", "ggn_vp", "kfac_factors", "fisher_diagonal")
 
 
 @dataclass

@@ -8,7 +8,7 @@ from helpers import random_problem
 
 import mininn
 from mininn.errors import DivergenceError, NonFiniteError, ShapeError
-from mininn.optim import SGD, Adam, Optimizer
+from mininn.optim import KFAC, SGD, Adam, HessianFree, Optimizer
 from mininn.train import EVALUATION_KINDS, History
 
 
@@ -89,6 +89,14 @@ def test_evaluations_are_cumulative_problem_counts():
     assert history.evaluations["ggn_vp"] == [2, 4, 6, 8]
     for kind in EVALUATION_KINDS:
         assert history.evaluations[kind][-1] == problem.counts[kind]
+
+
+@pytest.mark.parametrize("optimizer, kind", [(KFAC(), "kfac_factors"),
+                                              (HessianFree(), "fisher_diagonal")])
+def test_second_order_statistics_are_counted_once_per_step(optimizer, kind):
+    problem, theta = random_problem(seed=5)
+    history = mininn.fit(problem, optimizer, theta, steps=3)
+    assert history.evaluations[kind] == [1, 2, 3]
 
 
 def test_callback_receives_each_step_and_can_stop():
