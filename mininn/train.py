@@ -46,12 +46,13 @@ class History:
         return len(self.loss)
 
     def record(self, theta, info, elapsed, counts):
+        """Append one step; ``counts`` maps evaluation kinds to totals (a missing kind is 0)."""
         self.theta = theta
         self.loss.append(float(info["loss"]))
         self.grad_norm.append(float(info["grad_norm"]))
         self.wall_time.append(elapsed)
         for kind in EVALUATION_KINDS:
-            self.evaluations[kind].append(counts[kind])
+            self.evaluations[kind].append(counts.get(kind, 0))
         self.info.append(info)
 
 
