@@ -45,6 +45,7 @@ import scipy.optimize
 from tqdm.auto import tqdm
 
 from mininn import MLP, Problem, data, fit
+from mininn.activations import sigmoid
 from mininn.errors import DivergenceError
 from mininn.optim import KFAC, LBFGS, Adam, HessianFree, Momentum
 
@@ -148,7 +149,7 @@ class Setup:
             row["test_accuracy"] = float(np.mean(predictions == self.labels))
         else:
             for split, X in (("train", self.X_train), ("test", self.X_test)):
-                images = 1.0 / (1.0 + np.exp(-self.model.forward(theta, X)))
+                images = sigmoid(self.model.forward(theta, X))
                 row[f"{split}_squared_error"] = float(np.mean(np.sum((images - X) ** 2, axis=1)))
         return row
 
@@ -267,8 +268,7 @@ def _scipy_run(setup, method, theta0, seed, budget, curvature_batch_size, fracti
     try:
         result = scipy.optimize.minimize(problem.value_and_grad, theta0, jac=True, hessp=hessp,
                                          method=method, callback=callback, options={"maxiter": 10**9})
-        if last["steps"] == 0 or result.fun < setup.train_eval.value(last["x"]):
-            last["x"] = result.x  # scipy stopped on its own (converged or gave up)
+        last["x"] = result.x  # scipy stopped on its own (converged or gave up): its last iterate
     except _OutOfTime:
         pass
     wall = clock.elapsed()
@@ -277,35 +277,35 @@ def _scipy_run(setup, method, theta0, seed, budget, curvature_batch_size, fracti
 
 
 def make_method(method, config, seed, learning_rate=None):
-    """(runner, fractions) of ``method``: runner(setup, theta0, budget) -> run outputs."""
+    """(runner, description) of ``method``: runner(setup, theta0, budget) -> run outputs."""
     n = config["n_train"]
     batch, kfac_batch, curv = config["batch_size"], config["kfac_batch_size"], config["curvature_batch_size"]
     every = {kind: batch / n for kind in WORK_WEIGHTS}
     if method in ("SGD-momentum", "Adam"):
         optimizer = (Momentum(learning_rate, momentum=0.9) if method == "SGD-momentum"
                      else Adam(learning_rate))
-        return (lambda s, t, b: _fit_run(s, optimizer, t, seed, b, batch, every)), every, optimizer
+        return (lambda s, t, b: _fit_run(s, optimizer, t, seed, b, batch, every)), repr(optimizer)
     if method == "K-FAC":
         fractions = {kind: kfac_batch / n for kind in WORK_WEIGHTS}
         optimizer = KFAC(damping=1e-2, seed=seed)
         runner = lambda s, t, b: _fit_run(s, optimizer, t, seed, b, kfac_batch, fractions)  # noqa: E731
-        return runner, fractions, optimizer
+        return runner, repr(optimizer)
     if method == "L-BFGS":
         optimizer = LBFGS(history=10)
-        return (lambda s, t, b: _fit_run(s, optimizer, t, seed, b, None, {})), {}, optimizer
+        return (lambda s, t, b: _fit_run(s, optimizer, t, seed, b, None, {})), repr(optimizer)
     fractions = {"ggn_vp": min(curv / n, 1.0)}
     if method == "Hessian-free":
         optimizer = HessianFree(damping=config["hf_damping"], curvature_batch_size=curv, seed=seed)
-        return (lambda s, t, b: _fit_run(s, optimizer, t, seed, b, None, fractions)), fractions, optimizer
+        return (lambda s, t, b: _fit_run(s, optimizer, t, seed, b, None, fractions)), repr(optimizer)
     if method in ("trust-ncg", "Newton-CG"):
         description = f"scipy.optimize.minimize(method={method!r}, hessp=Gauss-Newton product)"
-        return (lambda s, t, b: _scipy_run(s, method, t, seed, b, curv, fractions)), fractions, description
+        return (lambda s, t, b: _scipy_run(s, method, t, seed, b, curv, fractions)), description
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
 
 def run_once(setup, method, seed, budget, learning_rate=None):
     """One run: the result row and its trace."""
-    runner, fractions, optimizer = make_method(method, setup.config, seed, learning_rate)
+    runner, description = make_method(method, setup.config, seed, learning_rate)
     theta0 = setup.model.init(seed)
     theta, steps, wall, recorder, diverged = runner(setup, theta0, budget)
     row = {"method": method, "seed": seed, **setup.metrics(theta), "wall_s": wall,
@@ -318,7 +318,7 @@ def run_once(setup, method, seed, budget, learning_rate=None):
            "steps": steps, "diverged": diverged}
     trace = {"method": method, "seed": seed, "time": recorder.time,
              "gradient_equivalents": recorder.work, "train_loss": recorder.train_loss}
-    return row, trace, repr(optimizer) if not isinstance(optimizer, str) else optimizer
+    return row, trace, description
 
 
 def tune_learning_rate(setup, method, budget):
@@ -330,7 +330,8 @@ def tune_learning_rate(setup, method, budget):
         loss = row["train_loss"]
         losses.append(loss if np.isfinite(loss) and not row["diverged"] else float("inf"))
     best = int(np.argmin(losses))
-    return {"grid": grid, "train_loss": losses, "chosen": grid[best],
+    finite = [loss if np.isfinite(loss) else None for loss in losses]  # JSON has no inf
+    return {"grid": grid, "train_loss": finite, "chosen": grid[best],
             "budget_s": budget, "seed": 0}
 
 
@@ -469,4 +470,7 @@ def _load():
 
 def run(quick=False, output_dir=None, budget=None, seeds=None, problem="all"):
     names = list(PROBLEMS) if problem in (None, "all") else [problem]
+    unknown = [name for name in names if name not in PROBLEMS]
+    if unknown:
+        raise ValueError(f"unknown problem {unknown[0]!r}; choose one of {list(PROBLEMS)} or 'all'")
     return {name: run_problem(name, quick, budget, seeds, output_dir) for name in names}

@@ -256,9 +256,9 @@ class KFAC(Optimizer):
         loss, g = problem.value_and_grad(theta)
         info = {"loss": loss, "grad_norm": float(np.linalg.norm(g)), "damping": damping}
 
+        problem.counts["kfac_factors"] += 1
         batch = kfac_factors(problem.model, theta, problem.X, problem.loss, problem.Y,
                              self.fisher, np.random.default_rng([self.seed, t]))
-        problem.counts["kfac_factors"] += 1
         decay = min(self.ema_decay, 1.0 - 1.0 / (t + 1))
         factors = batch if state["factors"] is None else [
             (decay * A + (1 - decay) * A_new, decay * G + (1 - decay) * G_new)
