@@ -25,7 +25,8 @@ JOBS ?= 2
 
 # Reproducible floating point for the notebooks, whose compared outputs must match on other
 # machines: one BLAS thread (also the fastest for the small matrices of the book), and on
-# x86-64 the AVX2 kernels of OpenBLAS and numpy, whatever wider units the CPU has.
+# x86-64 the AVX2 kernels of OpenBLAS and numpy, whatever wider units the CPU has (book/conftest.py
+# sets the same for a direct `pytest --nbval`).
 export OPENBLAS_NUM_THREADS ?= 1
 ifeq ($(shell uname -m),x86_64)
 export OPENBLAS_CORETYPE ?= Haswell
