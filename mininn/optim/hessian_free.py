@@ -35,8 +35,6 @@ from .base import Optimizer, in_unit_interval, levenberg_marquardt, trial_loss
 
 CURVATURES = ("ggn", "hessian")
 
-#: Bounds kept on the adapted damping lambda.
-
 #: Exponent of the diagonal preconditioner (Martens 2010).
 PRECONDITIONER_EXPONENT = 0.75
 
