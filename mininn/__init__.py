@@ -4,7 +4,7 @@ Parameters are one flat float64 vector ``theta``; a :class:`~mininn.problem.Prob
 model, a loss and data and gives values, gradients and curvature products.
 """
 
-from . import activations, curvature, data, errors, linalg, losses, optim
+from . import activations, curvature, data, errors, linalg, losses, optim, reporting
 from .nn import MLP, ParameterLayout
 from .problem import Problem
 from .train import History, fit
@@ -22,6 +22,7 @@ __all__ = [
     "linalg",
     "losses",
     "optim",
+    "reporting",
 ]
 
 __version__ = "0.1.0"
