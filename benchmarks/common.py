@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,6 +18,21 @@ def machine():
     """A one-line description of the machine the numbers come from."""
     return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"numpy {np.__version__}")
+
+
+def code_version():
+    """The git commit of the code that produced the numbers, ``+changes`` when the tracked files differ
+    from it; None outside a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        def git(*args):
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        commit = git("rev-parse", "--short=12", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if changed else "")
 
 
 def median_seconds(function, repeats, warmup=1):
@@ -35,7 +51,8 @@ def write_results(name, payload, rows_key, output_dir=RESULTS):
     """Write ``payload`` to ``<name>.json`` and its ``rows_key`` list to ``<name>.csv``; return the paths."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine(), "date": datetime.date.today().isoformat(), **payload}
+    payload = {"machine": machine(), "date": datetime.date.today().isoformat(), "commit": code_version(),
+               **payload}
     json_path = output_dir / f"{name}.json"
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     rows = payload[rows_key]
