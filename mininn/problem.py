@@ -57,8 +57,8 @@ class Problem:
                 f"outputs: Y must be {expected} (reshape a vector with Y.reshape(-1, 1); "
                 "one-hot encode labels with mininn.data.one_hot)"
             )
-        if l2 < 0:
-            raise ValueError(f"l2 must be >= 0, got {l2}")
+        if not 0 <= l2 < np.inf:
+            raise ValueError(f"l2 must be finite and >= 0, got {l2}")
         self.model, self.loss, self.X, self.Y = model, get_loss(loss), X, Y
         self.l2, self.dense_limit = float(l2), int(dense_limit)
         self.counts = Counter() if counts is None else counts

@@ -244,3 +244,10 @@ def test_step_never_returns_non_finite_parameters(cls):
     optimizer = cls(learning_rate=1e308)
     with pytest.raises(NonFiniteError, match="non-finite parameters"):
         optimizer.step(problem, 100 * theta, optimizer.init(theta))
+
+
+@pytest.mark.parametrize("make", [SGD, Adam, RMSProp])
+@pytest.mark.parametrize("learning_rate", [0.0, -1.0, np.inf, np.nan])
+def test_learning_rate_must_be_positive_and_finite(make, learning_rate):
+    with pytest.raises(ValueError, match="learning_rate must be positive and finite"):
+        make(learning_rate=learning_rate)

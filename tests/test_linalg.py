@@ -361,3 +361,39 @@ def test_eigen_routines_reject_bad_input():
         spectral_density(identity, 3, sigma=-1.0)
     with pytest.raises(ShapeError, match=r"start must have shape \(4,\)"):
         lanczos_tridiagonal(identity, 4, num_iters=2, start=np.ones(3))
+
+
+def test_cg_stops_cleanly_on_zero_curvature():
+    result = conjugate_gradient(lambda v: np.zeros_like(v), np.ones(3))
+    assert result.reason == "negative_curvature" and result.iterations == 0
+    np.testing.assert_array_equal(result.x, 0.0)
+
+
+@pytest.mark.parametrize("eps", [5e-2, 1e-2])
+def test_martens_stop_fires_exactly_when_its_test_first_holds(eps):
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((300, 300)))
+    a = (q * np.logspace(0, 4, 300)) @ q.T
+    b = rng.standard_normal(300)
+    result = conjugate_gradient(lambda v: a @ v, b, martens_stop=True, martens_eps=eps)
+    assert result.reason == "martens" and result.iterations < 100  # before k = 0.1 i exceeds 10
+
+    def progress_stalled(i):
+        k = max(10, math.ceil(0.1 * i))
+        phi = result.phi
+        return i > k and phi[i] < 0 and (phi[i] - phi[i - k]) / phi[i] < k * eps
+
+    assert progress_stalled(result.iterations)
+    assert not any(progress_stalled(i) for i in range(result.iterations))
+
+
+def test_martens_stop_waits_for_negative_phi():
+    # A warm start far from the solution keeps phi positive for a while: no Martens stop there.
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.standard_normal((200, 200)))
+    a = (q * np.logspace(0, 3, 200)) @ q.T
+    b = rng.standard_normal(200)
+    x0 = 1e3 * rng.standard_normal(200)
+    result = conjugate_gradient(lambda v: a @ v, b, x0=x0, martens_stop=True, martens_eps=5e-2)
+    positive = [i for i, value in enumerate(result.phi) if value >= 0]
+    assert positive and result.iterations > max(positive)

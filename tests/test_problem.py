@@ -382,3 +382,10 @@ def test_non_finite_theta_or_v_raises(bad):
     for operator in (problem.hvp_operator(theta), problem.ggn_operator(theta)):
         with pytest.raises(NonFiniteError):
             operator(broken)
+
+
+@pytest.mark.parametrize("l2", [-1e-3, np.nan, np.inf])
+def test_weight_decay_must_be_finite_and_non_negative(l2):
+    X, Y = np.ones((4, 2)), np.ones((4, 1))
+    with pytest.raises(ValueError, match="l2 must be finite and >= 0"):
+        Problem(MLP([2, 3, 1]), "mse", X, Y, l2=l2)

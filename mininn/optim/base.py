@@ -41,9 +41,9 @@ def check_finite_update(theta, new_theta, hint):
 
 
 def positive(name, value):
-    """Validate a positive hyperparameter and return it as a float."""
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
+    """Validate a positive, finite hyperparameter and return it as a float."""
+    if not 0 < value < np.inf:
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
     return float(value)
 
 

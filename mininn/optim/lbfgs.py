@@ -94,7 +94,7 @@ def wolfe_line_search(value_and_grad, theta, loss, gradient, direction,
         and ``loss`` and ``gradient`` are those at theta.
     """
     slope0 = gradient @ direction
-    evaluations = 0
+    trials = evaluations = 0  # trial steps; loss-and-gradient evaluations (no overflowing trials)
 
     def found(step, value, grad):
         return LineSearchResult(True, step, value, grad, evaluations)
@@ -103,11 +103,13 @@ def wolfe_line_search(value_and_grad, theta, loss, gradient, direction,
         return LineSearchResult(False, 0.0, loss, gradient, evaluations)
 
     def phi(step):
-        nonlocal evaluations
-        evaluations += 1
-        trial = theta + step * direction
+        nonlocal trials, evaluations
+        trials += 1
+        with np.errstate(over="ignore", invalid="ignore"):
+            trial = theta + step * direction
         if not np.all(np.isfinite(trial)):
             return np.inf, np.inf, None
+        evaluations += 1
         with np.errstate(over="ignore", invalid="ignore"):
             value, grad = value_and_grad(trial)
         if not (np.isfinite(value) and np.all(np.isfinite(grad))):
@@ -119,7 +121,7 @@ def wolfe_line_search(value_and_grad, theta, loss, gradient, direction,
 
     def zoom(lo, hi):
         # lo: (step, value, slope, gradient) satisfying sufficient decrease with the lowest value
-        while evaluations < max_evaluations:
+        while trials < max_evaluations:
             low, high = sorted((lo[0], hi[0]))
             width = high - low
             if width <= np.finfo(float).eps * high:
@@ -140,7 +142,7 @@ def wolfe_line_search(value_and_grad, theta, loss, gradient, direction,
 
     previous = (0.0, loss, slope0, gradient)
     step = float(initial_step)
-    while slope0 < 0 and evaluations < max_evaluations:
+    while slope0 < 0 and trials < max_evaluations:
         value, slope, grad = phi(step)
         current = (step, value, slope, grad)
         if too_high(step, value, previous[1] if previous[0] > 0 else np.inf):
@@ -212,8 +214,6 @@ class LBFGS(Optimizer):
             if s @ y > np.finfo(float).eps * np.linalg.norm(s) * np.linalg.norm(y):
                 pairs = (pairs + [(s, y)])[-self.history:]
             theta = theta + s
-        else:
-            pairs = []
         info = {"loss": loss, "grad_norm": float(np.linalg.norm(gradient)),
                 "step_size": result.step_size, "line_search_evals": evaluations,
                 "accepted": result.success, "steepest_descent": steepest, "memory": len(pairs)}
