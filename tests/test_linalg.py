@@ -162,6 +162,12 @@ def test_phi_decreases_and_matches_the_quadratic_model():
     assert result.phi[-1] == pytest.approx(-0.5 * b @ np.linalg.solve(a, b), rel=1e-10)
 
 
+def martens_test_holds(phi, i, eps):
+    """Martens' relative-progress test after CG iteration i (phi[i]: the quadratic's value there)."""
+    k = max(10, math.ceil(0.1 * i))
+    return i > k and phi[i] < 0 and (phi[i] - phi[i - k]) / phi[i] < k * eps
+
+
 def test_martens_stop_fires_early_near_the_optimum():
     rng = np.random.default_rng(0)
     a, b = random_spd(500, 1e4, rng), rng.standard_normal(500)
@@ -172,13 +178,8 @@ def test_martens_stop_fires_early_near_the_optimum():
     assert result.iterations < 250
     assert 0.97 < result.phi[-1] / optimum <= 1.0
 
-    def stalled(i):
-        k = max(10, math.ceil(0.1 * i))
-        phi = result.phi
-        return i > k and phi[i] < 0 and (phi[i] - phi[i - k]) / phi[i] < k * eps
-
-    assert stalled(result.iterations)
-    assert not any(stalled(i) for i in range(result.iterations))
+    assert martens_test_holds(result.phi, result.iterations, eps)
+    assert not any(martens_test_holds(result.phi, i, eps) for i in range(result.iterations))
     assert conjugate_gradient(product_with(a), b).reason == "max_iters"
 
 
@@ -378,13 +379,8 @@ def test_martens_stop_fires_exactly_when_its_test_first_holds(eps):
     result = conjugate_gradient(lambda v: a @ v, b, martens_stop=True, martens_eps=eps)
     assert result.reason == "martens" and result.iterations < 100  # before k = 0.1 i exceeds 10
 
-    def progress_stalled(i):
-        k = max(10, math.ceil(0.1 * i))
-        phi = result.phi
-        return i > k and phi[i] < 0 and (phi[i] - phi[i - k]) / phi[i] < k * eps
-
-    assert progress_stalled(result.iterations)
-    assert not any(progress_stalled(i) for i in range(result.iterations))
+    assert martens_test_holds(result.phi, result.iterations, eps)
+    assert not any(martens_test_holds(result.phi, i, eps) for i in range(result.iterations))
 
 
 def test_martens_stop_waits_for_negative_phi():
