@@ -24,10 +24,12 @@ def code_version():
     """The git commit of the code that produced the numbers, ``+changes`` when the tracked files differ
     from it; None outside a git checkout."""
     root = Path(__file__).resolve().parents[1]
+
+    def git(*args):
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
     try:
-        def git(*args):
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                                  check=True).stdout.strip()
         commit = git("rev-parse", "--short=12", "HEAD")
         changed = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):

@@ -373,12 +373,9 @@ def test_cg_stops_cleanly_on_zero_curvature():
 @pytest.mark.parametrize("eps", [5e-2, 1e-2])
 def test_martens_stop_fires_exactly_when_its_test_first_holds(eps):
     rng = np.random.default_rng(0)
-    q, _ = np.linalg.qr(rng.standard_normal((300, 300)))
-    a = (q * np.logspace(0, 4, 300)) @ q.T
-    b = rng.standard_normal(300)
-    result = conjugate_gradient(lambda v: a @ v, b, martens_stop=True, martens_eps=eps)
+    a, b = random_spd(300, 1e4, rng), rng.standard_normal(300)
+    result = conjugate_gradient(product_with(a), b, martens_stop=True, martens_eps=eps)
     assert result.reason == "martens" and result.iterations < 100  # before k = 0.1 i exceeds 10
-
     assert martens_test_holds(result.phi, result.iterations, eps)
     assert not any(martens_test_holds(result.phi, i, eps) for i in range(result.iterations))
 
@@ -386,10 +383,8 @@ def test_martens_stop_fires_exactly_when_its_test_first_holds(eps):
 def test_martens_stop_waits_for_negative_phi():
     # A warm start far from the solution keeps phi positive for a while: no Martens stop there.
     rng = np.random.default_rng(1)
-    q, _ = np.linalg.qr(rng.standard_normal((200, 200)))
-    a = (q * np.logspace(0, 3, 200)) @ q.T
-    b = rng.standard_normal(200)
+    a, b = random_spd(200, 1e3, rng), rng.standard_normal(200)
     x0 = 1e3 * rng.standard_normal(200)
-    result = conjugate_gradient(lambda v: a @ v, b, x0=x0, martens_stop=True, martens_eps=5e-2)
+    result = conjugate_gradient(product_with(a), b, x0=x0, martens_stop=True, martens_eps=5e-2)
     positive = [i for i, value in enumerate(result.phi) if value >= 0]
     assert positive and result.iterations > max(positive)

@@ -3,6 +3,7 @@ warm starts, curvature minibatches, moving averages, scaling of the L-BFGS recur
 
 import numpy as np
 import pytest
+from helpers import linear_regression  # least squares: every quadratic model is exact
 
 import mininn.optim.hessian_free as hessian_free_module
 from mininn import MLP, Problem, data
@@ -11,14 +12,6 @@ from mininn.optim.base import levenberg_marquardt
 from mininn.optim.kfac import kfac_factors
 from mininn.optim.lbfgs import two_loop_recursion, wolfe_line_search
 from mininn.optim.newton import DampedNewton
-
-
-def linear_regression(n=50, d=3, seed=0):
-    """Least squares with an affine model: the quadratic models of all methods are exact."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    Y = X @ rng.standard_normal((d, 1)) + 0.5 + 0.3 * rng.standard_normal((n, 1))
-    return Problem(MLP([d, 1], activation="identity"), "mse", X, Y)
 
 
 def small_relu(seed=0, n=30):
@@ -44,7 +37,7 @@ def test_damped_newton_rho_uses_the_undamped_model():
 
 
 def test_hessian_free_rho_uses_the_undamped_model():
-    problem = linear_regression()
+    problem, _ = linear_regression()
     optimizer = HessianFree(damping=1.0, adapt_damping=False, line_search=False, martens_stop=False)
     _, _, info = optimizer.step(problem, np.zeros(4), optimizer.init(np.zeros(4)))
     assert info["accepted"] and info["rho"] == pytest.approx(1.0, rel=1e-10)
@@ -52,7 +45,7 @@ def test_hessian_free_rho_uses_the_undamped_model():
 
 @pytest.mark.parametrize("momentum", [0.0, 0.5])
 def test_kfac_rho_is_one_on_a_quadratic(momentum):
-    problem = linear_regression()
+    problem, _ = linear_regression()
     optimizer = KFAC(damping=1.0, fisher="exact", momentum=momentum)
     theta, state = np.zeros(4), optimizer.init(np.zeros(4))
     accepted = 0
@@ -126,7 +119,7 @@ def test_kfac_moving_average_is_capped_by_ema_decay():
 
 
 def test_adadelta_second_step_matches_the_recurrence():
-    problem = linear_regression()
+    problem, _ = linear_regression()
     learning_rate, rho, eps = 0.7, 0.9, 1e-4
     optimizer = Adadelta(learning_rate, rho, eps)
     theta = np.random.default_rng(1).standard_normal(4)

@@ -107,10 +107,9 @@ def wolfe_line_search(value_and_grad, theta, loss, gradient, direction,
         trials += 1
         with np.errstate(over="ignore", invalid="ignore"):
             trial = theta + step * direction
-        if not np.all(np.isfinite(trial)):
-            return np.inf, np.inf, None
-        evaluations += 1
-        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.all(np.isfinite(trial)):
+                return np.inf, np.inf, None
+            evaluations += 1
             value, grad = value_and_grad(trial)
         if not (np.isfinite(value) and np.all(np.isfinite(grad))):
             return np.inf, np.inf, None
