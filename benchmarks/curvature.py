@@ -21,7 +21,7 @@ from .common import median_seconds, print_table, write_results
 #: The deep autoencoder of Hinton & Salakhutdinov (2006) for CURVES.
 AUTOENCODER_SIZES = [784, 400, 200, 100, 50, 25, 6, 25, 50, 100, 200, 400, 784]
 
-#: Targets from DESIGN.md section 6 (product time / gradient time).
+#: Targets for each product, as product time / gradient time (the cached products are the inner loop of CG).
 TARGETS = {"ggn_cached": 1.2, "hvp_cached": 1.4, "ggn": 1.6, "hvp_fwd_rev": 2.5}
 
 

@@ -8,11 +8,11 @@ row.
 
 import random
 from dataclasses import dataclass
-from numbers import Integral, Real
 
 import numpy as np
 
-from mininn.errors import NonFiniteError, ShapeError
+from .errors import ArgumentError, ShapeError
+from .validation import integer, random_seed, real
 
 __all__ = [
     "Dataset",
@@ -26,23 +26,6 @@ __all__ = [
 
 CURVE_LINE_WIDTH = 1.5
 """Width in pixels of the stroke drawn by :func:`curves`."""
-
-
-def _check_int(name, value, minimum):
-    """Raise ValueError unless ``value`` is an integer (not a bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_real(name, value, minimum, strict=False):
-    """Raise unless ``value`` is a finite real number >= ``minimum`` (> if ``strict``)."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    if not np.isfinite(value):
-        raise NonFiniteError(f"{name} must be finite, got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}")
 
 
 def regression_target(x):
@@ -80,9 +63,9 @@ def regression_1d(n=200, noise=0.1, seed=0):
     Y : ndarray of shape (n, 1)
         ``regression_target(X)`` plus noise.
     """
-    _check_int("n", n, 1)
-    _check_real("noise", noise, 0.0)
-    rng = np.random.default_rng(seed)
+    integer("n", n, 1)
+    real("noise", noise, 0.0)
+    rng = np.random.default_rng(random_seed("seed", seed))
     X = np.sort(rng.uniform(-1.0, 1.0, size=n))[:, None]
     Y = regression_target(X) + noise * rng.standard_normal((n, 1))
     return X, Y
@@ -114,10 +97,10 @@ def two_spirals(n=400, noise=0.05, turns=1.5, seed=0):
     Y : ndarray of shape (n, 1)
         Labels 0.0 or 1.0 (targets of a sigmoid cross-entropy loss).
     """
-    _check_int("n", n, 2)
-    _check_real("noise", noise, 0.0)
-    _check_real("turns", turns, 0.0, strict=True)
-    rng = np.random.default_rng(seed)
+    integer("n", n, 2)
+    real("noise", noise, 0.0)
+    real("turns", turns, 0.0, strict=True)
+    rng = np.random.default_rng(random_seed("seed", seed))
     labels = rng.permutation(np.arange(n) % 2).astype(np.float64)
     t_max = 2.0 * np.pi * turns
     # Arc length grows like t**2, so t = t_max sqrt(u) spreads points evenly along the curve.
@@ -208,9 +191,9 @@ def curves(n=1000, seed=0, size=28):
     X : ndarray of shape (n, size * size)
         Row-major flattened images, intensities in [0, 1].
     """
-    _check_int("n", n, 1)
-    _check_int("size", size, 2)
-    rng = np.random.default_rng(seed)
+    integer("n", n, 1)
+    integer("size", size, 2)
+    rng = np.random.default_rng(random_seed("seed", seed))
     control = rng.uniform(0.1, 0.9, size=(n, 4, 2))
     # A curve inside the square is at most 3 sqrt(2) * 0.8 * size ~ 3.4 size pixels
     # long, so 8 * size points lie at most ~0.4 pixel apart (typically ~0.15).
@@ -276,17 +259,17 @@ def mnist1d(num_samples=5000, train_split=0.8, seed=42):
     from mnist1d.data import get_dataset_args, make_dataset  # slow import (matplotlib)
 
     num_classes = 10
-    _check_int("num_samples", num_samples, num_classes)
+    integer("num_samples", num_samples, num_classes)
     if num_samples % num_classes:
-        raise ValueError(f"num_samples must be a multiple of 10, got {num_samples}")
-    _check_real("train_split", train_split, 0.0)
+        raise ArgumentError(f"num_samples must be a multiple of 10, got {num_samples}")
+    real("train_split", train_split, 0.0)
     num_train = int(num_samples * train_split)
     if not 0 < num_train < num_samples:
-        raise ValueError(
+        raise ArgumentError(
             f"train_split={train_split} leaves an empty training or test set "
             f"for num_samples={num_samples}"
         )
-    _check_int("seed", seed, 0)
+    random_seed("seed", seed)
     args = get_dataset_args()
     args.num_samples, args.train_split, args.seed = num_samples, train_split, seed
 
@@ -320,16 +303,16 @@ def one_hot(labels, num_classes):
     ndarray of shape (n, num_classes)
         float64; row i is 1 in column ``labels[i]`` and 0 elsewhere.
     """
-    _check_int("num_classes", num_classes, 1)
+    integer("num_classes", num_classes, 1)
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ShapeError(f"labels must be one-dimensional, got shape {labels.shape}")
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
+        raise ArgumentError(
             f"labels must be integers, got dtype {labels.dtype}; convert with .astype(int)"
         )
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
+        raise ArgumentError(
             f"labels must lie in 0, ..., {num_classes - 1}, "
             f"got values from {labels.min()} to {labels.max()}"
         )

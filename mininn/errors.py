@@ -5,6 +5,14 @@ class MininnError(Exception):
     """Base class of every error mininn raises on purpose."""
 
 
+class ArgumentError(MininnError, ValueError):
+    """An argument outside its valid range: a hyperparameter, a size, a count or a seed."""
+
+
+class UnsupportedModelError(MininnError, TypeError):
+    """A method that needs a :class:`~mininn.nn.MLP` was given another model."""
+
+
 class ShapeError(MininnError, ValueError):
     """Arrays whose shapes do not fit together (model, data, parameter vector)."""
 

@@ -3,7 +3,8 @@
 Every routine takes ``matvec``, a callable that maps a 1-D float64 array ``v``
 of shape (n,) to the product ``A v`` of shape (n,), where ``A`` is a symmetric
 n-by-n matrix (a Hessian, a Gauss-Newton matrix, ...) that is never formed.
-Random numbers come from ``np.random.default_rng(seed)``, so results are
+Random numbers come from ``np.random.default_rng(seed)`` (or a Generator passed as
+``seed``), so results are
 reproducible.
 """
 
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mininn.errors import MininnError, NonFiniteError, ShapeError, UnknownNameError
+from .errors import ArgumentError, MininnError, NonFiniteError, ShapeError
+from .validation import generator, one_of, positive, positive_int, vector
 
 LANCZOS_WHICH = ("largest", "smallest")
 
@@ -24,24 +26,12 @@ _BREAKDOWN_RTOL = 1e-10
 # ----------------------------------------------------------------------------- checks
 
 
-def _as_vector(values, name, size=None):
-    """Return ``values`` as a finite 1-D float64 array, or raise naming ``name``."""
-    vector = np.asarray(values, dtype=np.float64)
-    if vector.ndim != 1:
-        raise ShapeError(f"{name} must be a 1-D array, got shape {vector.shape}; flatten it first.")
-    if size is not None and vector.size != size:
-        raise ShapeError(f"{name} must have shape ({size},), got shape {vector.shape}.")
-    if not np.all(np.isfinite(vector)):
-        raise NonFiniteError(f"{name} contains NaN or infinity; check how it was computed.")
-    return vector
-
-
-def _apply(matvec, vector):
-    """Return ``matvec(vector)`` after checking its shape and finiteness."""
-    product = np.asarray(matvec(vector), dtype=np.float64)
-    if product.shape != vector.shape:
+def _apply(matvec, x):
+    """Return ``matvec(x)`` after checking its shape and finiteness."""
+    product = np.asarray(matvec(x), dtype=np.float64)
+    if product.shape != x.shape:
         raise ShapeError(
-            f"matvec returned shape {product.shape} for an input of shape {vector.shape}; "
+            f"matvec returned shape {product.shape} for an input of shape {x.shape}; "
             "it must return a 1-D array of the same shape as its input."
         )
     if not np.all(np.isfinite(product)):
@@ -52,21 +42,15 @@ def _apply(matvec, vector):
     return product
 
 
-def _check_positive_int(value, name):
-    if int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
 def _preconditioner_solver(preconditioner, size):
     """Return a callable r -> M^{-1} r for the ``preconditioner`` argument of CG."""
     if preconditioner is None:
         return lambda residual: residual
     if callable(preconditioner):
         return lambda residual: _apply(preconditioner, residual)
-    diagonal = _as_vector(preconditioner, "preconditioner", size=size)
+    diagonal = vector("preconditioner", preconditioner, size=size)
     if np.any(diagonal <= 0):
-        raise ValueError(
+        raise ArgumentError(
             "a diagonal preconditioner must be positive; add damping, e.g. (diag + lam) ** 0.75."
         )
     return lambda residual: residual / diagonal
@@ -189,14 +173,14 @@ def conjugate_gradient(
     NonFiniteError
         If ``b``, ``x0`` or a product contains NaN or infinity.
     """
-    b = _as_vector(b, "b")
-    max_iters = _check_positive_int(max_iters, "max_iters")
+    b = vector("b", b)
+    max_iters = positive_int("max_iters", max_iters)
     apply_preconditioner = _preconditioner_solver(preconditioner, b.size)
     if x0 is None:
         x = np.zeros_like(b)
         residual = b.copy()
     else:
-        x = _as_vector(x0, "x0", size=b.size).copy()
+        x = vector("x0", x0, size=b.size).copy()
         residual = b - _apply(matvec, x)
 
     threshold = tol * np.linalg.norm(b)
@@ -281,22 +265,22 @@ def power_iteration(matvec, dim, num_iters=200, tol=1e-10, seed=0):
     eigenvector : ndarray of shape (dim,)
         The unit-norm iterate v.
     """
-    dim = _check_positive_int(dim, "dim")
-    num_iters = _check_positive_int(num_iters, "num_iters")
-    vector = np.random.default_rng(seed).standard_normal(dim)
-    vector /= np.linalg.norm(vector)
+    dim = positive_int("dim", dim)
+    num_iters = positive_int("num_iters", num_iters)
+    iterate = generator("seed", seed).standard_normal(dim)
+    iterate /= np.linalg.norm(iterate)
     eigenvalue = 0.0
     for _ in range(num_iters):
-        product = _apply(matvec, vector)
-        eigenvalue = float(vector @ product)
+        product = _apply(matvec, iterate)
+        eigenvalue = float(iterate @ product)
         product_norm = np.linalg.norm(product)
         if product_norm == 0.0:
             break
-        converged = np.linalg.norm(product - eigenvalue * vector) <= tol * abs(eigenvalue)
-        vector = product / product_norm
+        converged = np.linalg.norm(product - eigenvalue * iterate) <= tol * abs(eigenvalue)
+        iterate = product / product_norm
         if converged:
             break
-    return eigenvalue, vector
+    return eigenvalue, iterate
 
 
 def lanczos_tridiagonal(matvec, dim, num_iters, seed=0, start=None):
@@ -330,14 +314,14 @@ def lanczos_tridiagonal(matvec, dim, num_iters, seed=0, start=None):
     Q : ndarray of shape (dim, m)
         Orthonormal columns, the first being the normalised start vector.
     """
-    dim = _check_positive_int(dim, "dim")
-    steps = min(_check_positive_int(num_iters, "num_iters"), dim)
+    dim = positive_int("dim", dim)
+    steps = min(positive_int("num_iters", num_iters), dim)
     if start is None:
-        start = np.random.default_rng(seed).standard_normal(dim)
-    start = _as_vector(start, "start", size=dim)
+        start = generator("seed", seed).standard_normal(dim)
+    start = vector("start", start, size=dim)
     start_norm = np.linalg.norm(start)
     if start_norm == 0.0:
-        raise ValueError("start must be a nonzero vector.")
+        raise ArgumentError("start must be a nonzero vector.")
 
     basis = np.empty((dim, steps))
     basis[:, 0] = start / start_norm
@@ -397,11 +381,10 @@ def lanczos(matvec, dim, num_iters, k=1, which="largest", seed=0):
     MininnError
         If the Krylov space became invariant after fewer than k steps.
     """
-    if which not in LANCZOS_WHICH:
-        raise UnknownNameError(f"which must be one of {LANCZOS_WHICH}, got {which!r}.")
-    k = _check_positive_int(k, "k")
+    one_of("which", which, LANCZOS_WHICH)
+    k = positive_int("k", k)
     if k > min(num_iters, dim):
-        raise ValueError(f"k = {k} eigenpairs need num_iters >= k and dim >= k.")
+        raise ArgumentError(f"k = {k} eigenpairs need num_iters >= k and dim >= k.")
     alphas, betas, basis = lanczos_tridiagonal(matvec, dim, num_iters, seed=seed)
     if alphas.size < k:
         raise MininnError(
@@ -440,10 +423,10 @@ def hutchinson_trace(matvec, dim, num_samples=100, seed=0):
     standard_error : float
         Sample standard deviation of z^T A z divided by sqrt(num_samples).
     """
-    dim = _check_positive_int(dim, "dim")
-    if _check_positive_int(num_samples, "num_samples") < 2:
-        raise ValueError("num_samples must be at least 2 to estimate a standard error.")
-    rng = np.random.default_rng(seed)
+    dim = positive_int("dim", dim)
+    if positive_int("num_samples", num_samples) < 2:
+        raise ArgumentError("num_samples must be at least 2 to estimate a standard error.")
+    rng = generator("seed", seed)
     samples = np.empty(num_samples)
     for index in range(num_samples):
         probe = _rademacher(rng, dim)
@@ -472,9 +455,9 @@ def hutchinson_diagonal(matvec, dim, num_samples=100, seed=0):
     ndarray of shape (dim,)
         The estimated diagonal.
     """
-    dim = _check_positive_int(dim, "dim")
-    num_samples = _check_positive_int(num_samples, "num_samples")
-    rng = np.random.default_rng(seed)
+    dim = positive_int("dim", dim)
+    num_samples = positive_int("num_samples", num_samples)
+    rng = generator("seed", seed)
     total = np.zeros(dim)
     for _ in range(num_samples):
         probe = _rademacher(rng, dim)
@@ -523,11 +506,11 @@ def spectral_density(
     density : ndarray of shape (p,)
         Density values on the grid.
     """
-    dim = _check_positive_int(dim, "dim")
-    num_runs = _check_positive_int(num_runs, "num_runs")
-    if sigma is not None and not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma!r}.")
-    rng = np.random.default_rng(seed)
+    dim = positive_int("dim", dim)
+    num_runs = positive_int("num_runs", num_runs)
+    if sigma is not None:
+        sigma = positive("sigma", sigma)
+    rng = generator("seed", seed)
     nodes, weights = [], []
     for _ in range(num_runs):
         alphas, betas, _ = lanczos_tridiagonal(
@@ -542,9 +525,9 @@ def spectral_density(
         spread = nodes.max() - nodes.min()
         sigma = 0.01 * (spread if spread > 0 else max(1.0, np.abs(nodes).max()))
     if grid is None:
-        num_points = _check_positive_int(num_points, "num_points")
+        num_points = positive_int("num_points", num_points)
         grid = np.linspace(nodes.min() - 5 * sigma, nodes.max() + 5 * sigma, num_points)
-    grid = _as_vector(grid, "grid")
+    grid = vector("grid", grid)
     kernel = np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / sigma) ** 2)
     density = kernel @ weights / (sigma * np.sqrt(2 * np.pi))
     return grid, density

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import make_vjp
 
 from .activations import PIECEWISE_LINEAR, get_activation
-from .errors import ShapeError, UnknownNameError
+from .errors import ShapeError
+from .validation import one_of, positive_int, random_seed
 
 #: Number of nonzero incoming weights per unit in Martens' (2010) sparse initialisation.
 SPARSE_INIT_CONNECTIONS = 15
@@ -131,11 +131,11 @@ class MLP:
     INITS = ("he", "glorot", "sparse")
 
     def __init__(self, sizes, activation="relu", output="identity", init="he"):
-        sizes = tuple(int(s) for s in sizes)
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ShapeError(f"sizes must list at least two positive widths, got {sizes}")
-        if init not in self.INITS:
-            raise UnknownNameError(f"unknown init {init!r}; choose one of {self.INITS}")
+        sizes = tuple(sizes)
+        if len(sizes) < 2:
+            raise ShapeError(f"sizes must list at least two widths (input and output), got {sizes}")
+        sizes = tuple(positive_int(f"sizes[{i}]", width) for i, width in enumerate(sizes))
+        one_of("init", init, self.INITS)
         self.sizes = sizes
         self.activation_name = activation if isinstance(activation, str) else None
         self.activation = get_activation(activation)
@@ -168,7 +168,7 @@ class MLP:
 
     def init(self, seed=0):
         """A fresh float64 parameter vector of shape (num_params,), seeded."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(random_seed("seed", seed))
         params = []
         for layer in self.layout:
             fan_in, fan_out = layer.weight_shape
@@ -200,7 +200,7 @@ class MLP:
         return self.output(preactivations[-1])
 
     def forward_trace(self, theta, X):
-        """Each layer's input and pre-activation, as two lists (for K-FAC and teaching).
+        """Each layer's input and pre-activation, as two lists (for teaching and inspection).
 
         ``inputs[l]`` has shape (n, fan_in) and ``preactivations[l] = inputs[l] @ W + b``
         has shape (n, fan_out); the network output is ``output(preactivations[-1])``.
@@ -216,28 +216,3 @@ class MLP:
             if index < len(params) - 1:
                 h = self.activation(z)
         return inputs, preactivations
-
-    def preactivation_pullback(self, theta, X):
-        """Outputs F of shape (n, output_dim) and the map U -> per-layer ``D_i^T U_i``.
-
-        ``D_i`` is the Jacobian of example i's output with respect to one layer's
-        pre-activation ``z_i``. The map takes U of shape (n, output_dim) and returns
-        one array per layer, of shape (n, fan_out), whose row i is ``D_i^T U_i``: a
-        single reverse pass gives every example's pre-activation gradient (rows are
-        independent examples). Used by K-FAC's factors and Hessian-free's
-        per-example preconditioner.
-        """
-        params = self.layout.unflatten(theta)
-        last = len(params) - 1
-
-        def outputs(perturbations):
-            h = X
-            for index, ((W, b), e) in enumerate(zip(params, perturbations)):
-                z = anp.dot(h, W) + b + e
-                h = self.output(z) if index == last else self.activation(z)
-            return h
-
-        self.check_inputs(X)
-        zeros = [np.zeros((len(X), layer.fan_out)) for layer in self.layout]
-        pullback, F = make_vjp(outputs)(zeros)
-        return F, pullback

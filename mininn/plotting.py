@@ -8,7 +8,8 @@ that positive entries are red, negative entries blue and zeros white.
 
 import numpy as np
 
-from .errors import ShapeError
+from .errors import ArgumentError, ShapeError
+from .validation import one_of
 
 #: Diverging colour map of matrices whose entries have both signs (white at 0).
 DIVERGING_CMAP = "RdBu_r"
@@ -113,7 +114,7 @@ def _curve(name, record, x):
     if loss.ndim != 1:
         raise ShapeError(f"{name!r}: losses must be 1-D, got shape {loss.shape}")
     if x != "step":
-        raise ValueError(
+        raise ArgumentError(
             f"{name!r} is a plain array of losses, which has no {x!r}: pass a History "
             "or an (x values, losses) pair"
         )
@@ -143,8 +144,7 @@ def loss_curves(histories, x="step", ax=None, log=True):
     matplotlib Axes
         The axes drawn on, with one line per entry of ``histories`` in order.
     """
-    if x not in LOSS_CURVE_AXES:
-        raise ValueError(f"x must be one of {sorted(LOSS_CURVE_AXES)}, got {x!r}")
+    one_of("x", x, sorted(LOSS_CURVE_AXES))
     ax = _axes(ax)
     for name, record in histories.items():
         xs, loss = _curve(name, record, x)

@@ -6,25 +6,29 @@ evaluation is counted in ``problem.counts`` (shared with minibatches and
 subsets made from the problem), so optimizers can be compared at equal work.
 """
 
+import itertools
 from collections import Counter
 
 import numpy as np
 from autograd import value_and_grad as autograd_value_and_grad
 
 from . import curvature
-from .errors import NonFiniteError, ShapeError, TooLargeError
+from .errors import ShapeError, TooLargeError
 from .losses import get_loss
+from .validation import finite_array, integer, non_negative, random_seed, vector
 
 #: Default largest N for which ``hessian()`` and ``ggn()`` form a dense N x N matrix
 #: (4000 parameters: 128 MB of float64, about 2x that at peak while assembling).
 DENSE_LIMIT = 4000
 
+#: The evaluations a Problem counts in ``problem.counts``, one kind per method:
+#: ``value`` (a forward pass), ``grad`` (``value_and_grad``: a forward and a reverse
+#: pass), ``hvp`` and ``ggn_vp`` (one curvature product each, also through the
+#: operators and, N of them, through a dense matrix), ``kfac_factors`` and
+#: ``fisher_diagonal`` (about one gradient each). ``History`` keeps one series per kind.
+EVALUATION_KINDS = ("value", "grad", "hvp", "ggn_vp", "kfac_factors", "fisher_diagonal")
 
-def _finite_array(name, value, fix):
-    array = np.asarray(value, dtype=float)
-    if not np.all(np.isfinite(array)):
-        raise NonFiniteError(f"{name} contains NaN or infinity; {fix}")
-    return array
+_problem_ids = itertools.count()
 
 
 class Problem:
@@ -44,11 +48,14 @@ class Problem:
         Weight of the L2 penalty ``l2/2 * |theta|^2`` (adds ``l2 * I`` to the curvature).
     dense_limit : int
         Largest N for which dense Hessian and Gauss-Newton matrices are formed.
+    counts : collections.Counter, optional
+        The counter of evaluations to share (minibatches share their parent's);
+        a new one when omitted. Keys are the ``EVALUATION_KINDS``.
     """
 
     def __init__(self, model, loss, X, Y, l2=0.0, dense_limit=DENSE_LIMIT, counts=None):
-        X = _finite_array("X", X, "clean or impute the inputs before building the problem")
-        Y = _finite_array("Y", Y, "clean the targets before building the problem")
+        X = finite_array("X", X, "clean or impute the inputs before building the problem")
+        Y = finite_array("Y", Y, "clean the targets before building the problem")
         model.check_inputs(X)
         expected = (X.shape[0], getattr(model, "output_dim", Y.shape[-1]))
         if Y.shape != expected:
@@ -57,11 +64,13 @@ class Problem:
                 f"outputs: Y must be {expected} (reshape a vector with Y.reshape(-1, 1); "
                 "one-hot encode labels with mininn.data.one_hot)"
             )
-        if not 0 <= l2 < np.inf:
-            raise ValueError(f"l2 must be finite and >= 0, got {l2}")
         self.model, self.loss, self.X, self.Y = model, get_loss(loss), X, Y
-        self.l2, self.dense_limit = float(l2), int(dense_limit)
+        self.l2 = non_negative("l2", l2)
+        self.dense_limit = integer("dense_limit", dense_limit, 0)
         self.counts = Counter() if counts is None else counts
+        #: A number no other Problem of this process has: lets an optimizer recognise the
+        #: problem of its previous step without keeping a reference to it.
+        self.uid = next(_problem_ids)
 
     def __repr__(self):
         return (f"Problem({self.model!r}, {self.loss.name}, n={self.num_examples}, "
@@ -90,13 +99,13 @@ class Problem:
 
     def value(self, theta):
         """L(theta), a float."""
-        theta = self._check_vector("theta", theta)
+        theta = self.check_parameters(theta)
         self.counts["value"] += 1
         return float(self.objective(theta))
 
     def value_and_grad(self, theta):
         """(L(theta), gradient of shape (N,)) from one forward and one reverse pass."""
-        theta = self._check_vector("theta", theta)
+        theta = self.check_parameters(theta)
         self.counts["grad"] += 1
         value, gradient = autograd_value_and_grad(self.objective)(theta)
         return float(value), gradient
@@ -109,13 +118,13 @@ class Problem:
 
     def hvp(self, theta, v, method=curvature.DEFAULT_HVP_METHOD):
         """Hessian of L at theta times v, shape (N,) (Pearlmutter's product)."""
-        theta, v = self._check_vector("theta", theta), self._check_vector("v", v)
+        theta, v = self.check_parameters(theta), self._check_vector("v", v)
         self.counts["hvp"] += 1
         return curvature.hessian_vector_product(self.objective, theta, v, method)
 
     def ggn_vp(self, theta, v):
         """Gauss-Newton matrix of L at theta times v, ``J^T H_L J v + l2 v``, shape (N,)."""
-        theta, v = self._check_vector("theta", theta), self._check_vector("v", v)
+        theta, v = self.check_parameters(theta), self._check_vector("v", v)
         self.counts["ggn_vp"] += 1
         product = curvature.gauss_newton_vector_product(
             self.outputs, self._output_hessian_vp, theta, v)
@@ -123,26 +132,50 @@ class Problem:
 
     def hvp_operator(self, theta):
         """A counted function v -> H v at theta that reuses one linearisation (for CG)."""
-        theta = self._check_vector("theta", theta)
+        theta = self.check_parameters(theta)
         product = curvature.hessian_vector_operator(self.objective, theta)
         return self._counted("hvp", product)
 
     def ggn_operator(self, theta):
         """A counted function v -> G v at theta that reuses one linearisation (for CG)."""
-        theta = self._check_vector("theta", theta)
+        theta = self.check_parameters(theta)
         product = curvature.gauss_newton_operator(self.outputs, self._output_hessian_vp, theta)
         return self._counted("ggn_vp", lambda v: product(v) + self.l2 * v)
 
+    # -- per-example curvature of an MLP ------------------------------------------------
+
+    def kfac_factors(self, theta, fisher="sampled", rng=0):
+        """The K-FAC factors ``(A, G)`` of every layer on this problem's examples.
+
+        See :func:`mininn.curvature.kfac_factors` for ``fisher`` and ``rng``; the L2
+        term is not included. Counted as one ``"kfac_factors"`` (about one gradient).
+        """
+        theta = self.check_parameters(theta)
+        self.counts["kfac_factors"] += 1
+        return curvature.kfac_factors(self.model, theta, self.X, self.loss, self.Y, fisher, rng)
+
+    def empirical_fisher_diagonal(self, theta):
+        """Diagonal of the empirical Fisher on this problem's examples, shape (N,), without the L2 term.
+
+        See :func:`mininn.curvature.empirical_fisher_diagonal`. Counted as one
+        ``"fisher_diagonal"`` (about one gradient).
+        """
+        theta = self.check_parameters(theta)
+        self.counts["fisher_diagonal"] += 1
+        return curvature.empirical_fisher_diagonal(self.model, theta, self.X, self.loss, self.Y)
+
+    # -- dense matrices --------------------------------------------------------------
+
     def hessian(self, theta):
         """Dense Hessian of L at theta, shape (N, N); refused above ``dense_limit``."""
-        theta = self._check_vector("theta", theta)
+        theta = self.check_parameters(theta)
         self._check_dense("hessian")
         self.counts["hvp"] += self.num_params
         return curvature.hessian(self.objective, theta)
 
     def ggn(self, theta):
         """Dense Gauss-Newton matrix of L at theta, shape (N, N); refused above ``dense_limit``."""
-        theta = self._check_vector("theta", theta)
+        theta = self.check_parameters(theta)
         self._check_dense("ggn")
         product = self.ggn_operator(theta)
         return curvature.dense_from_operator(product, self.num_params)
@@ -159,9 +192,8 @@ class Problem:
 
     def minibatch(self, size, seed=0):
         """The problem on ``size`` examples drawn without replacement with ``default_rng(seed)``."""
-        if not 1 <= size <= self.num_examples:
-            raise ValueError(f"minibatch size must be between 1 and {self.num_examples}, got {size}")
-        rng = np.random.default_rng(seed)
+        size = integer("minibatch size", size, 1, self.num_examples)
+        rng = np.random.default_rng(random_seed("seed", seed))
         return self.subset(np.sort(rng.choice(self.num_examples, size=size, replace=False)))
 
     # -- helpers ------------------------------------------------------------------------
@@ -175,16 +207,14 @@ class Problem:
             return product(self._check_vector("v", v))
         return counted
 
-    def _check_vector(self, name, vector):
-        vector = np.asarray(vector, dtype=float)
-        if vector.shape != (self.num_params,):
-            raise ShapeError(
-                f"{name} has shape {vector.shape}, but the model has {self.num_params} "
-                f"parameters: pass a vector of shape ({self.num_params},)"
-            )
-        if not np.all(np.isfinite(vector)):
-            raise NonFiniteError(f"{name} contains NaN or infinity; restart from the last finite parameters")
-        return vector
+    def check_parameters(self, theta):
+        """theta as a float64 vector of shape (N,), or ShapeError / NonFiniteError naming the fix."""
+        return self._check_vector("theta", theta)
+
+    def _check_vector(self, name, value):
+        return vector(name, value, self.num_params,
+                      fix="restart from the last finite parameters",
+                      shape_hint=f"the model has {self.num_params} parameters (theta from model.init)")
 
     def _check_dense(self, what):
         if self.num_params > self.dense_limit:

@@ -5,8 +5,7 @@ with the committed outputs. Rounding them to a few significant digits keeps thos
 same on machines whose floating point differs in the last bits.
 """
 
-import math
-import numbers
+from .validation import positive_int, real
 
 __all__ = ["significant"]
 
@@ -19,13 +18,10 @@ def significant(x, digits=3):
 
     Raises
     ------
-    ValueError
+    mininn.errors.ArgumentError, mininn.errors.NonFiniteError
         If ``x`` is not a finite real number or ``digits`` is not a positive integer.
     """
-    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 1:
-        raise ValueError(f"digits must be a positive integer, got {digits!r}")
-    if not isinstance(x, numbers.Real) or not math.isfinite(x):
-        raise ValueError(f"significant() needs a finite real number, got {x!r}: check the computation "
-                         "that produced it")
-    value = float(f"{float(x):.{int(digits)}g}")
+    digits = positive_int("digits", digits)
+    x = real("significant()'s argument (check the computation that produced it)", x)
+    value = float(f"{x:.{digits}g}")
     return int(value) if value.is_integer() else value

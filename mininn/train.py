@@ -7,10 +7,8 @@ import numpy as np
 from tqdm import tqdm  # the text bar: tqdm.auto warns in notebooks without ipywidgets
 
 from .errors import DivergenceError, NonFiniteError
-
-#: The evaluation kinds a Problem counts; History keeps one array per kind. The last two
-#: are K-FAC's factor statistics and Hessian-free's preconditioner, each about one gradient.
-EVALUATION_KINDS = ("value", "grad", "hvp", "ggn_vp", "kfac_factors", "fisher_diagonal")
+from .problem import EVALUATION_KINDS
+from .validation import integer, random_seed
 
 
 @dataclass
@@ -27,8 +25,8 @@ class History:
         Seconds since the start of training when each step finished.
     evaluations : dict
         For each kind in ``EVALUATION_KINDS``, the cumulative count after each step.
-    info : list of dict
-        The optimizer's info dict of each step.
+    info : list of StepInfo
+        The optimizer's :class:`~mininn.optim.base.StepInfo` of each step.
     theta : ndarray of shape (N,)
         The parameters after the last completed step (the starting point if none).
     """
@@ -83,11 +81,11 @@ def fit(problem, optimizer, theta, steps, batch_size=None, seed=0, progress=Fals
         If a step fails with non-finite values; its ``history`` attribute holds
         the record up to the last good parameters.
     """
-    theta = np.array(theta, dtype=float)
-    problem._check_vector("theta", theta)
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    rng = np.random.default_rng(seed)
+    theta = np.array(problem.check_parameters(theta))
+    steps = integer("steps", steps, 0)
+    if batch_size is not None:
+        batch_size = integer("batch_size", batch_size, 1)
+    rng = np.random.default_rng(random_seed("seed", seed))
     history = History(theta=theta)
     state = optimizer.init(theta)
     start = time.perf_counter()

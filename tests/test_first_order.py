@@ -64,12 +64,12 @@ def test_sgd_step():
     problem, theta, g = setup()
     optimizer = SGD(learning_rate=0.2)
     state = optimizer.init(theta)
-    assert state == {"step": 0}
+    assert state == (0,) and state.step == 0
     before = theta.copy()
     new, state, info = optimizer.step(problem, theta, state)
     np.testing.assert_array_equal(theta, before)  # the input is not modified
     np.testing.assert_allclose(new, theta - 0.2 * g, rtol=1e-14)
-    assert state == {"step": 1}
+    assert state.step == 1
     check_info(info, problem, theta)
 
 
@@ -79,20 +79,36 @@ def test_momentum_steps(cls):
     lr, m = 0.1, 0.7
     optimizer = cls(learning_rate=lr, momentum=m)
     state = optimizer.init(theta)
-    np.testing.assert_array_equal(state["velocity"], 0.0)
+    np.testing.assert_array_equal(state.velocity, 0.0)
     theta1, state, info = optimizer.step(problem, theta, state)
-    np.testing.assert_allclose(state["velocity"], -lr * g, rtol=1e-14)
-    np.testing.assert_allclose(theta1, theta - lr * g, rtol=1e-14)
+    np.testing.assert_allclose(state.velocity, -lr * g, rtol=1e-14)
+    first_update = -lr * g if cls is Momentum else -(1 + m) * lr * g
+    np.testing.assert_allclose(theta1, theta + first_update, rtol=1e-14)
     check_info(info, problem, theta)
-    v1 = state["velocity"]
+    v1 = state.velocity
     theta2, state, info = optimizer.step(problem, theta1, state)
-    # heavy ball takes the gradient at theta1, Nesterov at the look-ahead theta1 + m v1
-    at = theta1 if cls is Momentum else theta1 + m * v1
-    v2 = m * v1 - lr * problem.grad(at)
-    np.testing.assert_allclose(state["velocity"], v2, rtol=1e-13)
-    np.testing.assert_allclose(theta2, theta1 + v2, rtol=1e-13)
-    assert state["step"] == 2
-    check_info(info, problem, at)
+    # both take the gradient, and report the loss, at the incoming theta1
+    g1 = problem.grad(theta1)
+    v2 = m * v1 - lr * g1
+    np.testing.assert_allclose(state.velocity, v2, rtol=1e-13)
+    np.testing.assert_allclose(theta2, theta1 + (v2 if cls is Momentum else m * v2 - lr * g1), rtol=1e-13)
+    assert state.step == 2
+    check_info(info, problem, theta1)
+
+
+def test_nesterov_iterates_are_sutskevers_look_ahead_points():
+    # Sutskever et al. (2013): v <- m v - lr grad(phi + m v), phi <- phi + v. Nesterov's
+    # iterates are the points phi + m v where Sutskever's form takes its gradients.
+    problem, theta, _ = setup(seed=3)
+    lr, m = 0.05, 0.9
+    optimizer = Nesterov(learning_rate=lr, momentum=m)
+    state, ours = optimizer.init(theta), theta
+    phi, v = theta.copy(), np.zeros_like(theta)
+    for _ in range(20):
+        ours, state, _ = optimizer.step(problem, ours, state)
+        v = m * v - lr * problem.grad(phi + m * v)
+        phi = phi + v
+        np.testing.assert_allclose(ours, phi + m * v, rtol=1e-12, atol=1e-14)
 
 
 def test_nesterov_differs_from_momentum():
@@ -107,14 +123,14 @@ def test_adagrad_state_accumulates_squared_gradients():
     lr, eps = 0.3, 1e-6
     optimizer = Adagrad(learning_rate=lr, eps=eps)
     state = optimizer.init(theta)
-    np.testing.assert_array_equal(state["second_moment"], 0.0)
+    np.testing.assert_array_equal(state.second_moment, 0.0)
     theta1, state, info = optimizer.step(problem, theta, state)
-    np.testing.assert_allclose(state["second_moment"], g**2, rtol=1e-14)
+    np.testing.assert_allclose(state.second_moment, g**2, rtol=1e-14)
     np.testing.assert_allclose(theta1, theta - lr * g / (np.abs(g) + eps), rtol=1e-14)
     check_info(info, problem, theta)
     g1 = problem.grad(theta1)
     theta2, state, _ = optimizer.step(problem, theta1, state)
-    np.testing.assert_allclose(state["second_moment"], g**2 + g1**2, rtol=1e-14)
+    np.testing.assert_allclose(state.second_moment, g**2 + g1**2, rtol=1e-14)
     np.testing.assert_allclose(theta2, theta1 - lr * g1 / (np.sqrt(g**2 + g1**2) + eps),
                                rtol=1e-13)
 
@@ -126,12 +142,12 @@ def test_rmsprop_state_is_a_running_average():
     state = optimizer.init(theta)
     theta1, state, info = optimizer.step(problem, theta, state)
     second = (1 - decay) * g**2
-    np.testing.assert_allclose(state["second_moment"], second, rtol=1e-14)
+    np.testing.assert_allclose(state.second_moment, second, rtol=1e-14)
     np.testing.assert_allclose(theta1, theta - lr * g / (np.sqrt(second) + eps), rtol=1e-14)
     check_info(info, problem, theta)
     g1 = problem.grad(theta1)
     _, state, _ = optimizer.step(problem, theta1, state)
-    np.testing.assert_allclose(state["second_moment"], decay * second + (1 - decay) * g1**2,
+    np.testing.assert_allclose(state.second_moment, decay * second + (1 - decay) * g1**2,
                                rtol=1e-14)
 
 
@@ -140,14 +156,14 @@ def test_adadelta_state_after_one_step():
     lr, rho, eps = 0.7, 0.9, 1e-4
     optimizer = Adadelta(learning_rate=lr, decay=rho, eps=eps)
     state = optimizer.init(theta)
-    assert state["second_moment"] is not state["update_moment"]
+    assert state.second_moment is not state.update_moment
     theta1, state, info = optimizer.step(problem, theta, state)
     second = (1 - rho) * g**2
     update = -np.sqrt(eps) / np.sqrt(second + eps) * g
-    np.testing.assert_allclose(state["second_moment"], second, rtol=1e-14)
-    np.testing.assert_allclose(state["update_moment"], (1 - rho) * update**2, rtol=1e-14)
+    np.testing.assert_allclose(state.second_moment, second, rtol=1e-14)
+    np.testing.assert_allclose(state.update_moment, (1 - rho) * update**2, rtol=1e-14)
     np.testing.assert_allclose(theta1, theta + lr * update, rtol=1e-14)
-    assert state["step"] == 1
+    assert state.step == 1
     check_info(info, problem, theta)
 
 
@@ -156,10 +172,10 @@ def test_adam_state_and_bias_correction():
     lr, b1, b2, eps = 0.01, 0.8, 0.99, 1e-6
     optimizer = Adam(learning_rate=lr, beta1=b1, beta2=b2, eps=eps)
     state = optimizer.init(theta)
-    assert state["first_moment"] is not state["second_moment"]
+    assert state.first_moment is not state.second_moment
     theta1, state, info = optimizer.step(problem, theta, state)
-    np.testing.assert_allclose(state["first_moment"], (1 - b1) * g, rtol=1e-14)
-    np.testing.assert_allclose(state["second_moment"], (1 - b2) * g**2, rtol=1e-14)
+    np.testing.assert_allclose(state.first_moment, (1 - b1) * g, rtol=1e-14)
+    np.testing.assert_allclose(state.second_moment, (1 - b2) * g**2, rtol=1e-14)
     # after one step the bias-corrected moments are g and g^2: a sign-like step
     np.testing.assert_allclose(theta1, theta - lr * g / (np.abs(g) + eps), rtol=1e-13)
     check_info(info, problem, theta)
@@ -167,11 +183,11 @@ def test_adam_state_and_bias_correction():
     theta2, state, _ = optimizer.step(problem, theta1, state)
     m = b1 * (1 - b1) * g + (1 - b1) * g1
     s = b2 * (1 - b2) * g**2 + (1 - b2) * g1**2
-    np.testing.assert_allclose(state["first_moment"], m, rtol=1e-13)
-    np.testing.assert_allclose(state["second_moment"], s, rtol=1e-13)
+    np.testing.assert_allclose(state.first_moment, m, rtol=1e-13)
+    np.testing.assert_allclose(state.second_moment, s, rtol=1e-13)
     expected = theta1 - lr * (m / (1 - b1**2)) / (np.sqrt(s / (1 - b2**2)) + eps)
     np.testing.assert_allclose(theta2, expected, rtol=1e-12)
-    assert state["step"] == 2
+    assert state.step == 2
 
 
 def test_optimizers_follow_the_protocol():

@@ -10,7 +10,7 @@ from scipy.optimize import minimize
 from mininn import MLP, Problem
 from mininn.data import curves
 from mininn.errors import UnknownNameError
-from mininn.optim.hessian_free import HessianFree, empirical_fisher_diagonal
+from mininn.optim.hessian_free import HessianFree
 
 INFO_KEYS = {"loss", "grad_norm", "loss_after", "accepted", "step_size", "damping", "rho",
              "cg_iterations", "cg_reason", "backtrack_index", "curvature_products"}
@@ -281,7 +281,7 @@ def test_empirical_fisher_diagonal_matches_per_example_gradients(loss):
     problem, theta = random_problem(loss=loss, n=7, seed=2, l2=0.3)
     per_example = np.array([problem.subset([i]).grad(theta) - problem.l2 * theta
                             for i in range(problem.num_examples)])
-    np.testing.assert_allclose(empirical_fisher_diagonal(problem, theta),
+    np.testing.assert_allclose(problem.empirical_fisher_diagonal(theta),
                                np.mean(per_example**2, axis=0), rtol=1e-10, atol=1e-14)
 
 

@@ -1,19 +1,13 @@
-"""Tests of mininn.optim.kfac: factors against the dense Gauss-Newton matrix, and the optimizer."""
+"""Tests of K-FAC: the factors (mininn.curvature.kfac) against dense Gauss-Newton blocks; the optimizer."""
 
 import numpy as np
 import pytest
 from helpers import linear_regression, random_problem
 
 from mininn import MLP, Problem, data
-from mininn.curvature import layer_blocks
+from mininn.curvature import FISHER_KINDS, kfac_block, kfac_factors, kfac_relative_errors, layer_blocks
 from mininn.errors import ShapeError, UnknownNameError
-from mininn.optim.kfac import (
-    FISHER_KINDS,
-    KFAC,
-    kfac_block,
-    kfac_factors,
-    kfac_relative_errors,
-)
+from mininn.optim import KFAC
 
 
 def run(optimizer, problem, theta, steps):
@@ -183,8 +177,8 @@ def test_kfac_fits_relu_regression(options):
     for info in infos:
         assert set(info) >= {"loss", "grad_norm", "loss_after", "step_size", "damping", "accepted"}
         assert not info["accepted"] or info["loss_after"] <= info["loss"]
-    assert state["step"] == 50 and problem.counts["kfac_factors"] == 50
-    assert state["damping"] < KFAC().damping  # good steps (rho > 3/4) lowered it
+    assert state.step == 50 and problem.counts["kfac_factors"] == 50
+    assert state.damping < KFAC().damping  # good steps (rho > 3/4) lowered it
 
 
 def test_kfac_fits_softmax_classification():
@@ -205,9 +199,9 @@ def test_rejected_steps_keep_theta_and_raise_damping(learning_rate):
     new_theta, new_state, info = optimizer.step(problem, theta, state)
     assert not info["accepted"]
     np.testing.assert_array_equal(new_theta, theta)
-    assert not info["loss_after"] <= info["loss"]  # larger, or nan when the step overflowed
-    assert new_state["damping"] == pytest.approx(1.5 * state["damping"])
-    assert not np.any(new_state["update"])
+    assert info["loss_after"] == info["loss"]  # the loss at the returned (unchanged) theta
+    assert new_state.damping == pytest.approx(1.5 * state.damping)
+    assert not np.any(new_state.update)
 
 
 def test_factor_averages_and_inverse_schedule():
@@ -219,12 +213,12 @@ def test_factor_averages_and_inverse_schedule():
     first = kfac_factors(problem.model, theta, problem.X, problem.loss, rng=np.random.default_rng([4, 0]))
     second = kfac_factors(problem.model, theta1, problem.X, problem.loss,
                           rng=np.random.default_rng([4, 1]))
-    for (A, G), (A1, G1), (A2, G2) in zip(state2["factors"], first, second):
+    for (A, G), (A1, G1), (A2, G2) in zip(state2.factors, first, second):
         np.testing.assert_allclose(A, (A1 + A2) / 2, atol=1e-14)
         np.testing.assert_allclose(G, (G1 + G2) / 2, atol=1e-14)
-    assert state2["eigen"] is state1["eigen"]  # step 1 reuses the decompositions of step 0
+    assert state2.eigen is state1.eigen  # step 1 reuses the decompositions of step 0
     _, state3, _ = optimizer.step(problem, theta1, state2)
-    assert state3["eigen"] is not state2["eigen"]
+    assert state3.eigen is not state2.eigen
 
 
 def test_runs_are_reproducible():

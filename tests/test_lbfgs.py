@@ -97,8 +97,8 @@ def test_memory_never_exceeds_history():
     state, sizes = optimizer.init(theta), []
     for _ in range(10):
         theta, state, info = optimizer.step(problem, theta, state)
-        assert info["memory"] == len(state["pairs"])
-        sizes.append(len(state["pairs"]))
+        assert info["memory"] == len(state.pairs)
+        sizes.append(len(state.pairs))
     assert sizes[:4] == [1, 2, 3, 3] and max(sizes) == 3
 
 
@@ -122,11 +122,11 @@ def test_failed_line_search_falls_back_to_steepest_descent():
     optimizer = LBFGS(max_line_search=1)
     u = np.ones_like(theta) / np.sqrt(len(theta))
     # a pair whose initial scaling s.y / y.y = 1e6 makes the unit quasi-Newton step far too long
-    state = {**optimizer.init(theta), "pairs": [(1e3 * u, 1e-3 * u)]}
+    state = optimizer.init(theta)._replace(pairs=((1e3 * u, 1e-3 * u),))
     new, state, info = optimizer.step(problem, theta, state)
     assert info["steepest_descent"] and info["accepted"] and info["line_search_evals"] == 2
     assert problem.value(new) < info["loss"]
-    assert state["pairs"][0][0] == pytest.approx(new - theta)
+    assert state.pairs[0][0] == pytest.approx(new - theta)
 
 
 def test_rejected_step_keeps_theta():
@@ -137,7 +137,7 @@ def test_rejected_step_keeps_theta():
     optimizer = LBFGS(max_line_search=1)
     new, state, info = optimizer.step(problem, theta, optimizer.init(theta))
     assert new is theta and not info["accepted"] and info["step_size"] == 0
-    assert state["pairs"] == [] and info["loss"] == problem.value(theta)
+    assert state.pairs == () and info["loss"] == info["loss_after"] == problem.value(theta)
 
 
 def test_cached_gradient_is_reused_only_for_the_same_problem_and_theta():

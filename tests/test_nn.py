@@ -7,7 +7,7 @@ from helpers import fd_grad
 
 from mininn import MLP, ParameterLayout
 from mininn.activations import ACTIVATIONS
-from mininn.errors import ShapeError, UnknownNameError
+from mininn.errors import ArgumentError, ShapeError, UnknownNameError
 from mininn.nn import SPARSE_INIT_CONNECTIONS
 
 SIZES = [(3, 1), (3, 5, 2), (4, 6, 5, 3), (2, 7, 7, 7, 1)]
@@ -292,7 +292,14 @@ def test_unknown_init_and_activation_raise():
         MLP([3, 2], output="softmax")
 
 
-@pytest.mark.parametrize("sizes", [[3], [], [3, 0, 2], [3, -1], [0, 2]])
-def test_bad_sizes_raise(sizes):
-    with pytest.raises(ShapeError):
+@pytest.mark.parametrize("sizes", [[3], []])
+def test_fewer_than_two_widths_raise(sizes):
+    with pytest.raises(ShapeError, match="at least two widths"):
+        MLP(sizes)
+
+
+@pytest.mark.parametrize("sizes, index", [([3, 0, 2], 1), ([3, -1], 1), ([0, 2], 0), ([2, 2.7, 1], 1),
+                                          ([2, "3", 1], 1), ([2, True, 1], 1)])
+def test_widths_must_be_positive_integers(sizes, index):
+    with pytest.raises(ArgumentError, match=rf"sizes\[{index}\] must be a positive integer"):
         MLP(sizes)

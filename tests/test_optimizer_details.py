@@ -7,9 +7,9 @@ from helpers import linear_regression  # least squares: every quadratic model is
 
 import mininn.optim.hessian_free as hessian_free_module
 from mininn import MLP, Problem, data
+from mininn.curvature import kfac_factors
 from mininn.optim import KFAC, Adadelta, HessianFree
-from mininn.optim.base import levenberg_marquardt
-from mininn.optim.kfac import kfac_factors
+from mininn.optim.damping import levenberg_marquardt
 from mininn.optim.lbfgs import two_loop_recursion, wolfe_line_search
 from mininn.optim.newton import DampedNewton
 
@@ -113,7 +113,7 @@ def test_kfac_moving_average_is_capped_by_ema_decay():
         thetas.append(theta)
     factors = [kfac_factors(problem.model, point, problem.X, problem.loss, rng=np.random.default_rng([4, t]))
                for t, point in enumerate(thetas[:3])]
-    for layer, (A, _) in enumerate(state["factors"]):  # weights min(0.5, 1 - 1/t): 1, then 1/2, 1/2
+    for layer, (A, _) in enumerate(state.factors):  # weights min(0.5, 1 - 1/t): 1, then 1/2, 1/2
         expected = 0.25 * factors[0][layer][0] + 0.25 * factors[1][layer][0] + 0.5 * factors[2][layer][0]
         np.testing.assert_allclose(A, expected, atol=1e-13)
 

@@ -354,9 +354,9 @@ def test_vectors_of_wrong_length_raise_shape_error():
         with pytest.raises(ShapeError, match="54"):
             call(short)
     for call in (problem.hvp, problem.ggn_vp):
-        with pytest.raises(ShapeError, match="v has shape"):
+        with pytest.raises(ShapeError, match=r"v must have shape \(54,\)"):
             call(theta, short)
-        with pytest.raises(ShapeError, match="theta has shape"):
+        with pytest.raises(ShapeError, match=r"theta must have shape \(54,\)"):
             call(short, theta)
     for operator in (problem.hvp_operator(theta), problem.ggn_operator(theta)):
         with pytest.raises(ShapeError):

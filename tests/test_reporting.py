@@ -32,7 +32,7 @@ def test_whole_values_are_ints_and_print_without_decimals():
 
 @pytest.mark.parametrize("x", [np.nan, np.inf, -np.inf, "3", None, 1 + 2j])
 def test_non_finite_or_non_real_input_is_refused(x):
-    with pytest.raises(ValueError, match="finite real number"):
+    with pytest.raises(ValueError, match="must be a finite real number"):
         significant(x)
 
 

@@ -8,16 +8,17 @@ from helpers import random_problem
 
 import mininn
 from mininn.errors import DivergenceError, NonFiniteError, ShapeError
-from mininn.optim import KFAC, SGD, Adam, HessianFree, Optimizer
-from mininn.train import EVALUATION_KINDS, History
+from mininn.optim import KFAC, SGD, Adam, HessianFree, Optimizer, StepInfo
+from mininn.problem import EVALUATION_KINDS
+from mininn.train import History
 
 
 class Frozen(Optimizer):
     """Evaluates the gradient and never moves: history.loss is then the loss at one theta."""
 
-    def step(self, problem, theta, state):
+    def _step(self, problem, theta, state):
         loss, g = problem.value_and_grad(theta)
-        return theta, {"step": state["step"] + 1}, {"loss": loss, "grad_norm": np.linalg.norm(g)}
+        return theta, state, StepInfo(loss=loss, grad_norm=np.linalg.norm(g))
 
 
 class Curious(SGD):
@@ -38,7 +39,7 @@ class FailsAt(SGD):
         self.fail = fail
 
     def step(self, problem, theta, state):
-        if state["step"] == self.fail:
+        if state.step == self.fail:
             raise NonFiniteError("simulated overflow")
         return super().step(problem, theta, state)
 

@@ -11,7 +11,7 @@ for ablations:
 - warm start: CG starts from ``warm_start`` times the previous CG solution;
 - Martens' stopping test on the CG quadratic (``martens_stop``), at most ``cg_max_iters``;
 - diagonal preconditioner ``(diag F + l2 + lambda)^0.75`` (``preconditioner``), see
-  :func:`empirical_fisher_diagonal`;
+  :meth:`mininn.problem.Problem.empirical_fisher_diagonal`;
 - curvature on a minibatch smaller than the gradient batch (``curvature_batch_size``);
 - CG-backtracking over the iterates stored at ``i = ceil(5 * 1.3^j)`` (``backtracking``);
 - Armijo backtracking line search on the chosen step (``line_search``).
@@ -25,13 +25,14 @@ B on the curvature batch. The next CG run starts from the final CG solution,
 not from the backtracked one (as in Martens 2010).
 """
 
-import numpy as np
-from autograd import grad
+from typing import NamedTuple
 
-from ..errors import UnknownNameError
+import numpy as np
+
 from ..linalg import conjugate_gradient
-from ..nn import MLP
-from .base import Optimizer, in_unit_interval, levenberg_marquardt, trial_loss
+from ..validation import in_unit_interval, non_negative, norm, one_of, positive_int, random_seed
+from .base import Optimizer, StepInfo
+from .damping import decreases, levenberg_marquardt, reduction_ratio, trial_loss
 
 CURVATURES = ("ggn", "hessian")
 
@@ -48,44 +49,12 @@ SHRINK = 0.8
 MAX_LINE_SEARCH = 60
 
 
-def empirical_fisher_diagonal(problem, theta):
-    """Diagonal of the empirical Fisher ``(1/n) sum_i grad l_i * grad l_i`` of an MLP problem.
-
-    ``l_i`` is example i's loss, so ``grad l_i`` is n times its share of the
-    gradient of the mean loss; the L2 term is left out. The per-example
-    gradients are never formed: for a dense layer ``z = a W + b`` the gradient
-    of ``l_i`` with respect to W is the outer product of the input ``a_i`` and
-    ``delta_i = dl_i/dz_i``, so the mean of its squares is
-    ``(a * a)^T (delta * delta) / n``. All the ``delta_i`` come from one
-    reverse pass through the pre-activations, so this costs about one gradient
-    (counted as ``problem.counts["fisher_diagonal"]``).
-
-    Parameters
-    ----------
-    problem : mininn.problem.Problem
-        A problem whose model is a :class:`~mininn.nn.MLP`.
-    theta : ndarray of shape (N,)
-        Parameters.
-
-    Returns
-    -------
-    ndarray of shape (N,)
-        The non-negative diagonal, in theta's layout.
-    """
-    model = problem.model
-    if not isinstance(model, MLP):
-        raise TypeError(
-            f"the per-example gradients behind the preconditioner need a mininn.MLP, got "
-            f"{type(model).__name__}; use HessianFree(preconditioner=False)")
-    problem.counts["fisher_diagonal"] += 1
-    n = problem.num_examples
-    inputs, _ = model.forward_trace(theta, problem.X)
-    outputs, pullback = model.preactivation_pullback(theta, problem.X)
-    output_gradients = n * grad(lambda F: problem.loss.value(F, problem.Y))(outputs)
-    deltas = pullback(output_gradients)
-    return model.layout.flatten([
-        ((a**2).T @ delta**2 / n, np.sum(delta**2, axis=0) / n) for a, delta in zip(inputs, deltas)
-    ])
+class HessianFreeState(NamedTuple):
+    step: int
+    damping: float
+    #: the last CG solution, for the warm start
+    direction: np.ndarray
+    curvature_seed: int
 
 
 class HessianFree(Optimizer):
@@ -123,13 +92,14 @@ class HessianFree(Optimizer):
         the loss at ``theta + x_i`` keeps decreasing. Otherwise use the last iterate.
     preconditioner : bool
         Use the diagonal preconditioner ``(diag F + l2 + lambda)^0.75`` with F the
-        empirical Fisher on the gradient batch (``empirical_fisher_diagonal`` of
-        this module; needs an MLP). This is Martens' sum over examples of squared per-example
-        gradients, divided by n: the mean loss's G and lambda are n times smaller
-        than for his summed loss, and a constant factor does not change PCG. The
-        square of the batch gradient is not used: it is at most this mean of
-        squares and vanishes near a minimum, where the per-example gradients do
-        not. Zero entries (with lambda = l2 = 0) are raised to 1e-10 times the largest.
+        empirical Fisher on the gradient batch
+        (:meth:`~mininn.problem.Problem.empirical_fisher_diagonal`; needs an MLP).
+        This is Martens' sum over examples of squared per-example gradients,
+        divided by n: the mean loss's G and lambda are n times smaller than for
+        his summed loss, and a constant factor does not change PCG. The square of
+        the batch gradient is not used: it is at most this mean of squares and
+        vanishes near a minimum, where the per-example gradients do not. Zero
+        entries (with lambda = l2 = 0) are raised to 1e-10 times the largest.
     curvature_batch_size : int or None
         Curvature products on a fresh random minibatch of this many examples of
         ``problem`` each step; None (or a size of at least the problem's) uses
@@ -145,56 +115,46 @@ class HessianFree(Optimizer):
 
     Notes
     -----
-    ``info`` holds ``loss`` and ``grad_norm`` at the incoming theta,
-    ``loss_after`` (the loss at the returned theta), ``accepted``,
-    ``step_size`` (alpha; 0 when rejected), ``damping`` (the lambda of this
-    step), ``rho`` (NaN when the model predicts no decrease), ``cg_iterations``,
-    ``cg_reason`` (see :class:`~mininn.linalg.CGResult`), ``backtrack_index``
-    (the CG iteration whose iterate was chosen) and ``curvature_products`` (the
-    products with B this step, including the one for rho). ``state`` holds
-    ``damping`` (lambda for the next step), ``direction`` (the last CG
-    solution) and ``curvature_seed``.
+    ``info.step_size`` is alpha (0 when rejected), ``info.damping`` the lambda of this
+    step and ``info.rho`` NaN when the model predicts no decrease. ``info`` adds
+    ``cg_iterations``, ``cg_reason`` (see :class:`~mininn.linalg.CGResult`),
+    ``backtrack_index`` (the CG iteration whose iterate was chosen) and
+    ``curvature_products`` (the products with B this step, including the one for
+    rho). ``state`` holds ``damping`` (lambda for the next step), ``direction`` (the
+    last CG solution) and ``curvature_seed``.
     """
+
+    divergence_hint = "raise the damping"
 
     def __init__(self, curvature="ggn", damping=1.0, cg_max_iters=250, martens_stop=True,
                  warm_start=0.95, backtracking=True, preconditioner=True, curvature_batch_size=None,
                  line_search=True, adapt_damping=True, seed=0):
-        if curvature not in CURVATURES:
-            raise UnknownNameError(f"unknown curvature {curvature!r}; choose one of {CURVATURES}")
-        if not damping >= 0:
-            raise ValueError(f"damping must be >= 0, got {damping!r}")
-        if int(cg_max_iters) != cg_max_iters or cg_max_iters < 1:
-            raise ValueError(f"cg_max_iters must be a positive integer, got {cg_max_iters!r}")
-        if curvature_batch_size is not None and (
-                int(curvature_batch_size) != curvature_batch_size or curvature_batch_size < 1):
-            raise ValueError(f"curvature_batch_size must be None or a positive integer, "
-                             f"got {curvature_batch_size!r}")
-        self.curvature = curvature
-        self.damping = float(damping)
-        self.cg_max_iters = int(cg_max_iters)
+        self.curvature = one_of("curvature", curvature, CURVATURES)
+        self.damping = non_negative("damping", damping)
+        self.cg_max_iters = positive_int("cg_max_iters", cg_max_iters)
         self.martens_stop = bool(martens_stop)
         self.warm_start = in_unit_interval("warm_start", warm_start or 0.0)
         self.backtracking = bool(backtracking)
         self.preconditioner = bool(preconditioner)
-        self.curvature_batch_size = curvature_batch_size
+        self.curvature_batch_size = (None if curvature_batch_size is None
+                                     else positive_int("curvature_batch_size", curvature_batch_size))
         self.line_search = bool(line_search)
         self.adapt_damping = bool(adapt_damping)
-        self.seed = int(seed)
+        self.seed = random_seed("seed", seed)
 
     def init(self, theta):
-        return {"step": 0, "damping": self.damping, "direction": np.zeros_like(theta, dtype=float),
-                "curvature_seed": self.seed}
+        return HessianFreeState(0, self.damping, np.zeros_like(theta, dtype=float), self.seed)
 
-    def step(self, problem, theta, state):
+    def _step(self, problem, theta, state):
         loss, gradient = problem.value_and_grad(theta)
-        damping = state["damping"]
-        batch = self._curvature_batch(problem, state["curvature_seed"])
+        damping = state.damping
+        batch = self._curvature_batch(problem, state.curvature_seed)
         key = "ggn_vp" if self.curvature == "ggn" else "hvp"
         products_before = problem.counts[key]
         product = batch.ggn_operator(theta) if self.curvature == "ggn" else batch.hvp_operator(theta)
         result = conjugate_gradient(
             lambda v: product(v) + damping * v, -gradient,
-            x0=self.warm_start * state["direction"] if self.warm_start and state["step"] else None,
+            x0=self.warm_start * state.direction if self.warm_start and state.step else None,
             preconditioner=self._preconditioner(problem, theta, damping),
             max_iters=self.cg_max_iters, martens_stop=self.martens_stop,
             store_iterates=self.backtracking)
@@ -204,19 +164,18 @@ class HessianFree(Optimizer):
 
         index, direction, full_step_loss = self._backtrack(result, loss_at)
         slope = gradient @ direction
-        predicted = slope + 0.5 * direction @ product(direction)
-        rho = (full_step_loss - loss) / predicted if predicted < 0 else np.nan
+        rho = reduction_ratio(loss, full_step_loss, slope + 0.5 * direction @ product(direction))
         step_size, loss_after = (self._step_size(loss_at, direction, loss, slope, full_step_loss)
                                  if slope < 0 else (0.0, loss))
         accepted = step_size > 0
-        info = {
-            "loss": loss, "grad_norm": float(np.linalg.norm(gradient)), "loss_after": loss_after,
-            "accepted": accepted, "step_size": step_size, "damping": damping, "rho": rho,
-            "cg_iterations": result.iterations, "cg_reason": result.reason,
-            "backtrack_index": index, "curvature_products": problem.counts[key] - products_before,
-        }
-        state = {"step": state["step"] + 1, "damping": self._next_damping(damping, accepted, rho),
-                 "direction": result.x, "curvature_seed": state["curvature_seed"] + 1}
+        info = StepInfo(
+            loss=loss, grad_norm=norm(gradient), loss_after=loss_after, accepted=accepted,
+            step_size=step_size, damping=damping, rho=rho,
+            extras={"cg_iterations": result.iterations, "cg_reason": result.reason,
+                    "backtrack_index": index,
+                    "curvature_products": problem.counts[key] - products_before})
+        state = state._replace(damping=self._next_damping(damping, accepted, rho), direction=result.x,
+                               curvature_seed=state.curvature_seed + 1)
         return (theta + step_size * direction if accepted else theta), state, info
 
     def _curvature_batch(self, problem, seed):
@@ -228,7 +187,7 @@ class HessianFree(Optimizer):
     def _preconditioner(self, problem, theta, damping):
         if not self.preconditioner:
             return None
-        diagonal = empirical_fisher_diagonal(problem, theta) + problem.l2 + damping
+        diagonal = problem.empirical_fisher_diagonal(theta) + problem.l2 + damping
         floor = 1e-10 * diagonal.max() if diagonal.max() > 0 else 1.0
         return np.maximum(diagonal, floor) ** PRECONDITIONER_EXPONENT
 
@@ -247,11 +206,11 @@ class HessianFree(Optimizer):
     def _step_size(self, loss_at, direction, loss, slope, full_step_loss):
         """(alpha, loss at theta + alpha d) by the Armijo search, or (0, loss) if none is found."""
         if not self.line_search:
-            return (1.0, full_step_loss) if full_step_loss < loss else (0.0, loss)
+            return (1.0, full_step_loss) if decreases(loss, full_step_loss) else (0.0, loss)
         for k in range(MAX_LINE_SEARCH):
             alpha = SHRINK**k
             trial = loss_at(alpha * direction) if k else full_step_loss
-            if trial <= loss + ARMIJO_C * alpha * slope:
+            if decreases(loss, trial, ARMIJO_C * alpha * slope):
                 return alpha, trial
         return 0.0, loss
 

@@ -6,10 +6,13 @@ with the two-loop recursion; it needs only values and gradients.
 """
 
 from collections import namedtuple
+from typing import NamedTuple
 
 import numpy as np
 
-from .base import Optimizer, positive
+from ..errors import ArgumentError
+from ..validation import norm, positive, positive_int
+from .base import Optimizer, StepInfo
 
 #: The outcome of a line search: whether it succeeded, the step size (0 on failure), the loss
 #: and gradient at the accepted point (at the start on failure) and the evaluations used.
@@ -154,6 +157,14 @@ def wolfe_line_search(value_and_grad, theta, loss, gradient, direction,
     return failed()
 
 
+class LBFGSState(NamedTuple):
+    step: int
+    #: curvature pairs (s, y), oldest first
+    pairs: tuple
+    #: (problem.uid, theta, loss, gradient) at the returned theta, or None
+    point: tuple | None
+
+
 class LBFGS(Optimizer):
     """L-BFGS (Nocedal & Wright Alg. 7.5) with a strong-Wolfe line search.
 
@@ -174,33 +185,34 @@ class LBFGS(Optimizer):
 
     Notes
     -----
-    ``info`` holds ``loss``, ``grad_norm``, ``step_size`` (0 if rejected),
-    ``line_search_evals``, ``accepted``, ``steepest_descent`` (True when the
-    step was taken, or attempted, along -g after a failed L-BFGS line search)
-    and ``memory`` (pairs stored after the step). The state keeps ``pairs``
-    and the loss and gradient at the current theta for the same problem, so a
-    full-batch step costs one gradient evaluation when the unit step is accepted.
+    ``info.step_size`` is the line search's step (0 if rejected) and ``info.loss_after``
+    the loss at the returned theta. ``info`` adds ``line_search_evals``,
+    ``steepest_descent`` (True when the step was taken, or attempted, along -g after a
+    failed L-BFGS line search) and ``memory`` (pairs stored after the step). The state
+    keeps ``pairs`` and the loss and gradient at the returned theta, tagged with the
+    problem's ``uid``: the next step on the same problem reuses them, so a full-batch
+    step costs one gradient evaluation when the unit step is accepted.
     """
 
+    divergence_hint = "restart from the last good parameters"
+
     def __init__(self, history=10, max_line_search=20, c1=1e-4, c2=0.9):
-        if history < 1 or max_line_search < 1:
-            raise ValueError(f"history and max_line_search must be >= 1, got {history}, "
-                             f"{max_line_search}")
-        if not 0 < c1 < c2 < 1:
-            raise ValueError(f"need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}")
-        self.history, self.max_line_search = int(history), int(max_line_search)
+        self.history = positive_int("history", history)
+        self.max_line_search = positive_int("max_line_search", max_line_search)
         self.c1, self.c2 = positive("c1", c1), positive("c2", c2)
+        if not self.c1 < self.c2 < 1:
+            raise ArgumentError(f"need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}")
 
     def init(self, theta):
-        return {"step": 0, "pairs": [], "point": None}
+        return LBFGSState(0, (), None)
 
-    def step(self, problem, theta, state):
-        point = state["point"]
-        if point is not None and point[0] is problem and np.array_equal(point[1], theta):
+    def _step(self, problem, theta, state):
+        point = state.point
+        if point is not None and point[0] == problem.uid and np.array_equal(point[1], theta):
             loss, gradient = point[2], point[3]
         else:
             loss, gradient = problem.value_and_grad(theta)
-        pairs = state["pairs"]
+        pairs = list(state.pairs)
         direction = -two_loop_recursion(gradient, pairs)
         result = self._line_search(problem, theta, loss, gradient, direction)
         evaluations, steepest = result.evaluations, not result.success and bool(pairs)
@@ -213,11 +225,12 @@ class LBFGS(Optimizer):
             if s @ y > np.finfo(float).eps * np.linalg.norm(s) * np.linalg.norm(y):
                 pairs = (pairs + [(s, y)])[-self.history:]
             theta = theta + s
-        info = {"loss": loss, "grad_norm": float(np.linalg.norm(gradient)),
-                "step_size": result.step_size, "line_search_evals": evaluations,
-                "accepted": result.success, "steepest_descent": steepest, "memory": len(pairs)}
-        point = (problem, np.array(theta), result.loss, result.gradient)
-        return theta, {"step": state["step"] + 1, "pairs": pairs, "point": point}, info
+        info = StepInfo(loss=loss, grad_norm=norm(gradient), loss_after=result.loss,
+                        accepted=result.success, step_size=result.step_size,
+                        extras={"line_search_evals": evaluations, "steepest_descent": steepest,
+                                "memory": len(pairs)})
+        point = (problem.uid, np.array(theta), result.loss, result.gradient)
+        return theta, LBFGSState(state.step, tuple(pairs), point), info
 
     def _line_search(self, problem, theta, loss, gradient, direction):
         return wolfe_line_search(problem.value_and_grad, theta, loss, gradient, direction,

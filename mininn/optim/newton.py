@@ -16,35 +16,23 @@ All of them form dense N x N matrices and eigendecompose them: they are for
 small networks and for teaching; Hessian-free optimisation is the matrix-free version.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
-from ..errors import CurvatureError, NonFiniteError
-from .base import (
-    DAMPING_INCREASE,
-    Optimizer,
-    check_finite_update,
-    levenberg_marquardt,
-    positive,
-    trial_loss,
-)
+from ..curvature import singular_tolerance, symmetric_eigh
+from ..errors import ArgumentError, CurvatureError, NonFiniteError
+from ..validation import integer, norm, positive
+from .base import Optimizer, StepInfo
+from .damping import DAMPING_INCREASE, decreases, levenberg_marquardt, reduction_ratio, trial_loss
 
 FIXES = ("use DampedNewton (adds damping lambda * I), SaddleFreeNewton (uses |H| + lambda * I) "
          "or GaussNewton (uses the positive semi-definite Gauss-Newton matrix, damped)")
 
 
-def singular_tolerance(eigenvalues):
-    """Eigenvalues of absolute value at most this count as zero: ``N * eps * max |eigenvalue|``.
-
-    This is the default tolerance of ``numpy.linalg.matrix_rank``.
-    """
-    return len(eigenvalues) * np.finfo(float).eps * np.max(np.abs(eigenvalues))
-
-
-def symmetric_eigh(matrix, name):
-    """Eigenvalues (ascending) and eigenvectors of the symmetric part of a finite matrix."""
-    if not np.all(np.isfinite(matrix)):
-        raise NonFiniteError(f"the {name} contains NaN or infinity; restart from finite parameters")
-    return np.linalg.eigh(0.5 * (matrix + matrix.T))
+class DampedState(NamedTuple):
+    step: int
+    damping: float
 
 
 def _check_nonsingular(hessian, eigenvalues):
@@ -79,27 +67,28 @@ class Newton(Optimizer):
         If the Hessian, the step or the new loss is not finite.
     """
 
-    def step(self, problem, theta, state):
+    divergence_hint = FIXES
+
+    def _step(self, problem, theta, state):
         loss, gradient = problem.value_and_grad(theta)
         hessian = problem.hessian(theta)
         eigenvalues, eigenvectors = symmetric_eigh(hessian, "Hessian")
         _check_nonsingular(hessian, eigenvalues)
-        direction = -eigenvectors @ ((eigenvectors.T @ gradient) / eigenvalues)
-        new = check_finite_update(theta, theta + direction, FIXES)
-        loss_after = problem.value(new)
+        with np.errstate(over="ignore", invalid="ignore"):
+            new = theta - eigenvectors @ ((eigenvectors.T @ gradient) / eigenvalues)
+        loss_after = trial_loss(problem.value, new)
         if not np.isfinite(loss_after):
             raise NonFiniteError(f"the Newton step leads to a non-finite loss; {FIXES}")
         num_negative = int(np.sum(eigenvalues < 0))
-        info = {
-            "loss": loss,
-            "grad_norm": float(np.linalg.norm(gradient)),
-            "loss_after": loss_after,
+        extras = {
             "min_eigenvalue": float(eigenvalues[0]),
             "max_eigenvalue": float(eigenvalues[-1]),
             "indefinite": num_negative > 0,
             "num_negative_eigenvalues": num_negative,
         }
-        return new, {"step": state["step"] + 1}, info
+        info = StepInfo(loss=loss, grad_norm=norm(gradient), loss_after=loss_after, step_size=1.0,
+                        extras=extras)
+        return new, state, info
 
 
 class LevenbergMarquardt(Optimizer):
@@ -128,39 +117,39 @@ class LevenbergMarquardt(Optimizer):
 
     Notes
     -----
-    ``info`` holds ``loss``, ``grad_norm``, ``damping`` (the lambda of the last
-    attempt), ``rho``, ``accepted``, ``loss_after`` (the loss at the returned
-    theta) and ``attempts``; ``state['damping']`` is the lambda for the next step.
+    ``info.damping`` is the lambda of the last attempt, ``info.loss_after`` the loss at
+    the returned theta, ``info.step_size`` 1 (0 when every attempt was rejected);
+    ``info["attempts"]`` counts the loss evaluations. ``state.damping`` is the lambda
+    for the next step.
     """
+
+    divergence_hint = FIXES
 
     def __init__(self, damping=1.0, min_damping=1e-8, max_damping=1e8, max_retries=10):
         self.damping = positive("damping", damping)
         self.min_damping = positive("min_damping", min_damping)
         self.max_damping = positive("max_damping", max_damping)
         if not self.min_damping <= self.damping <= self.max_damping:
-            raise ValueError(f"need min_damping <= damping <= max_damping, got {self.min_damping}, "
-                             f"{self.damping}, {self.max_damping}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        self.max_retries = int(max_retries)
+            raise ArgumentError(f"need min_damping <= damping <= max_damping, got {self.min_damping}, "
+                                f"{self.damping}, {self.max_damping}")
+        self.max_retries = integer("max_retries", max_retries, 0)
 
     def init(self, theta):
-        return {"step": 0, "damping": self.damping}
+        return DampedState(0, self.damping)
 
     def curvature(self, problem, theta):
         """Eigenvalues and eigenvectors (columns) of the model curvature C at theta."""
         raise NotImplementedError
 
-    def step(self, problem, theta, state):
+    def _step(self, problem, theta, state):
         loss, gradient = problem.value_and_grad(theta)
         eigenvalues, eigenvectors = self.curvature(problem, theta)
         new, damping, info = self.damped_step(
-            problem.value, theta, loss, gradient, eigenvalues, eigenvectors, state["damping"])
-        info = {"loss": loss, "grad_norm": float(np.linalg.norm(gradient)), **info}
-        return new, {"step": state["step"] + 1, "damping": damping}, info
+            problem.value, theta, loss, gradient, eigenvalues, eigenvectors, state.damping)
+        return new, state._replace(damping=damping), info
 
     def damped_step(self, value, theta, loss, gradient, eigenvalues, eigenvectors, damping):
-        """Try damped steps from theta until one lowers the loss; return (theta, damping, info).
+        """Try damped steps from theta until one lowers the loss.
 
         Parameters
         ----------
@@ -178,26 +167,38 @@ class LevenbergMarquardt(Optimizer):
             The matching orthonormal eigenvectors, one per column.
         damping : float
             lambda for the first attempt.
+
+        Returns
+        -------
+        theta : ndarray of shape (N,)
+            The accepted trial point, or theta itself if every attempt was rejected.
+        damping : float
+            lambda for the next step.
+        info : StepInfo
         """
         coordinates = eigenvectors.T @ gradient
-        info = {"damping": damping, "rho": np.nan, "attempts": 0}
+        tried, rho, attempts = damping, np.nan, 0
         for attempt in range(1, self.max_retries + 2):
-            damping = self._positive_definite_damping(eigenvalues, damping)
+            damping = tried = self._positive_definite_damping(eigenvalues, damping)
             shifted = eigenvalues + damping
             if shifted.min() <= singular_tolerance(shifted):
-                info["damping"] = damping
                 break  # not positive definite even at max_damping
             step = -coordinates / shifted
             predicted = coordinates @ step + 0.5 * eigenvalues @ step**2
             trial = theta + eigenvectors @ step
             loss_after = trial_loss(value, trial)
-            rho = (loss_after - loss) / predicted if predicted < 0 else np.nan
-            info = {"damping": damping, "rho": rho, "attempts": attempt}
-            if loss_after < loss:
-                damping = levenberg_marquardt(damping, rho, self.bounds)
-                return trial, damping, {**info, "accepted": True, "loss_after": loss_after}
+            rho, attempts = reduction_ratio(loss, loss_after, predicted), attempt
+            if decreases(loss, loss_after):
+                info = self._info(loss, gradient, loss_after, True, tried, rho, attempts)
+                return trial, levenberg_marquardt(damping, rho, self.bounds), info
             damping = levenberg_marquardt(damping, np.nan, self.bounds)
-        return theta, damping, {**info, "accepted": False, "loss_after": loss}
+        return theta, damping, self._info(loss, gradient, loss, False, tried, rho, attempts)
+
+    @staticmethod
+    def _info(loss, gradient, loss_after, accepted, damping, rho, attempts):
+        return StepInfo(loss=loss, grad_norm=norm(gradient), loss_after=loss_after, accepted=accepted,
+                        step_size=1.0 if accepted else 0.0, damping=damping, rho=rho,
+                        extras={"attempts": attempts})
 
     @property
     def bounds(self):

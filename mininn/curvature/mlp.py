@@ -1,0 +1,72 @@
+"""Per-example backpropagation through an MLP: what Kronecker factors and diagonals are made of.
+
+For a dense layer ``z = a @ W + b`` the gradient of example i's loss with respect to W
+is the outer product of the layer's input ``a_i`` and ``delta_i = dl_i/dz_i``. One forward
+pass records every layer's input; one reverse pass from per-example output cotangents
+gives every example's ``delta_i`` at once (the rows of a batch are independent examples).
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import grad, make_vjp
+from autograd.tracer import getval
+
+from ..errors import UnsupportedModelError
+from ..nn import MLP
+
+
+class MLPBackprop(NamedTuple):
+    """One forward pass of an MLP, ready for per-example reverse passes.
+
+    Attributes
+    ----------
+    inputs : list of ndarray
+        ``inputs[l]`` of shape (n, fan_in): layer l's input (X for the first layer).
+    outputs : ndarray of shape (n, output_dim)
+        The network outputs F.
+    pullback : callable
+        Maps U of shape (n, output_dim) to one array per layer, of shape (n, fan_out),
+        whose row i is ``D_i^T U_i``, with ``D_i`` the Jacobian of example i's output
+        with respect to that layer's pre-activation ``z_i``.
+    """
+
+    inputs: list
+    outputs: np.ndarray
+    pullback: Callable
+
+
+def check_mlp(model, needed_by):
+    """Raise UnsupportedModelError unless model is an MLP; ``needed_by`` names the caller."""
+    if not isinstance(model, MLP):
+        raise UnsupportedModelError(
+            f"{needed_by} needs a mininn.MLP, got {type(model).__name__}: it is built from the "
+            "inputs and pre-activation gradients of the network's dense layers")
+
+
+def backprop(model, theta, X):
+    """The :class:`MLPBackprop` of an MLP at theta on inputs X of shape (n, input_dim)."""
+    model.check_inputs(X)
+    params = model.layout.unflatten(theta)
+    last = len(params) - 1
+    inputs = []
+
+    def outputs(perturbations):
+        inputs.clear()
+        h = X
+        for index, ((W, b), e) in enumerate(zip(params, perturbations)):
+            inputs.append(getval(h))
+            z = anp.dot(h, W) + b + e
+            h = model.output(z) if index == last else model.activation(z)
+        return h
+
+    zeros = [np.zeros((len(X), layer.fan_out)) for layer in model.layout]
+    pullback, F = make_vjp(outputs)(zeros)
+    return MLPBackprop(inputs, F, pullback)
+
+
+def per_example_output_gradients(loss, F, Y):
+    """``dl_i/dF_i`` for every example, shape (n, k): n times the gradient of the mean loss."""
+    return len(F) * grad(lambda outputs: loss.value(outputs, Y))(F)
