@@ -11,6 +11,7 @@ import io  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from mininn import MLP, History  # noqa: E402
 from mininn.errors import ShapeError  # noqa: E402
@@ -185,9 +186,19 @@ def test_slider_figure_draws_one_png_frame_per_value_and_closes_the_figure():
     slider, figure, drawn = line_slider([1, 2, 3], label="a", dpi=40)
     assert drawn == [1, 2, 3]
     assert len(slider.frames) == 3 and len(set(slider.frames)) == 3  # three different pictures
-    images = [plt.imread(io.BytesIO(frame)) for frame in slider.frames]
-    assert all(image.shape[:2] == (60, 80) for image in images)  # 2 x 1.5 inches at 40 dpi
+    images = [Image.open(io.BytesIO(frame)) for frame in slider.frames]
+    assert all(image.size == (80, 60) for image in images)  # 2 x 1.5 inches at 40 dpi
+    assert all(image.mode == "P" and len(image.getcolors()) <= 64 for image in images)
     assert not plt.fignum_exists(figure.number)
+
+
+def test_slider_frames_in_full_colour_show_the_same_picture_as_the_palette_frames():
+    full, _, _ = line_slider([2], label="a", dpi=40, colors=None)
+    palette, _, _ = line_slider([2], label="a", dpi=40)
+    full_rgb = np.asarray(Image.open(io.BytesIO(full.frames[0])).convert("RGB"), dtype=float)
+    palette_rgb = np.asarray(Image.open(io.BytesIO(palette.frames[0])).convert("RGB"), dtype=float)
+    assert Image.open(io.BytesIO(full.frames[0])).mode == "RGBA"
+    assert np.abs(full_rgb - palette_rgb).mean() < 2.0  # on a 0-255 scale
 
 
 def test_slider_html_shows_the_start_frame_and_a_range_input_over_all_frames():
