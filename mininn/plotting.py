@@ -4,7 +4,13 @@ Every function draws on the matplotlib axes ``ax`` it is given (or on the curren
 axes when ``ax`` is None) and returns those axes, so figures can be composed with
 ``plt.subplots``. Curvature matrices use a diverging colour map centred at 0, so
 that positive entries are red, negative entries blue and zeros white.
+:func:`slider_figure` turns a figure that depends on one parameter into frames with a
+slider, for the static pages of the book.
 """
+
+import base64
+import html
+import io
 
 import numpy as np
 
@@ -249,3 +255,120 @@ def density(grid, density, ax=None, log=True, label=None):
     if label is not None:
         ax.legend()
     return ax
+
+
+# Shows the frame the slider selects and hides the others; updates the value shown next to
+# the slider. An inline handler, so that the output needs no <script> and no element ids.
+_SLIDER_ONINPUT = (
+    "const frames = this.closest('.mininn-slider').querySelectorAll('img');"
+    " frames.forEach((img, i) => { img.style.display = i == this.value ? '' : 'none'; });"
+    " this.parentElement.querySelector('output').textContent = frames[this.value].dataset.value;"
+)
+
+
+class SliderFigure:
+    """Frames of one figure, one per parameter value, shown with a slider (see :func:`slider_figure`).
+
+    In a notebook and in the built book it displays as HTML: the frame of ``values[start]``
+    and an ``<input type="range">`` that selects the others. The frames are embedded PNG
+    images and the slider is one inline event handler: no server, no internet, no
+    JavaScript library.
+
+    Attributes
+    ----------
+    values : list
+        The parameter values, in slider order.
+    frames : list of bytes
+        One PNG image per value.
+    label : str
+        Name of the parameter, shown next to the slider (plain text, e.g. "β").
+    labels : list of str
+        Each value as shown next to the slider.
+    start : int
+        Index of the frame shown first.
+    """
+
+    def __init__(self, values, frames, label, labels, start):
+        self.values, self.frames, self.label, self.labels, self.start = values, frames, label, labels, start
+
+    def __repr__(self):
+        return f"SliderFigure({self.label}: {len(self.frames)} frames, {self.labels[0]} to {self.labels[-1]})"
+
+    def _repr_html_(self):
+        images = "\n".join(
+            f'<img src="data:image/png;base64,{base64.b64encode(frame).decode("ascii")}" '
+            f'alt="{html.escape(self.label)} = {html.escape(text)}" data-value="{html.escape(text)}" '
+            f'style="max-width: 100%;{"" if i == self.start else " display: none;"}">'
+            for i, (frame, text) in enumerate(zip(self.frames, self.labels))
+        )
+        return (
+            '<div class="mininn-slider">\n'
+            f'<div class="mininn-slider-frames">\n{images}\n</div>\n'
+            f'<label class="mininn-slider-control">{html.escape(self.label)} = '
+            f"<output>{html.escape(self.labels[self.start])}</output>\n"
+            f'<input type="range" min="0" max="{len(self.frames) - 1}" step="1" value="{self.start}" '
+            f'aria-label="{html.escape(self.label)}" oninput="{html.escape(_SLIDER_ONINPUT)}">\n'
+            "</label>\n</div>"
+        )
+
+
+def _with_palette(png, colors):
+    """The PNG image in ``png`` (a file object) re-encoded with a palette of ``colors`` colours."""
+    from PIL import Image
+
+    palette = Image.open(png).convert("RGB").quantize(colors)
+    buffer = io.BytesIO()
+    palette.save(buffer, format="png", optimize=True)
+    return buffer.getvalue()
+
+
+def slider_figure(figure, draw, values, label, value_format="{:g}", start=0, dpi=80, colors=64):
+    """Render a figure once per parameter value, for display with a slider.
+
+    For each value, ``draw(value)`` redraws ``figure`` (clear its axes first, or update
+    the artists it owns) and the figure is saved as a PNG frame. The figure is closed
+    at the end, so that the notebook shows only the slider.
+
+    Parameters
+    ----------
+    figure : matplotlib Figure
+        The figure that ``draw`` draws on.
+    draw : callable
+        ``draw(value)`` draws the frame of one value; its return value is ignored.
+    values : sequence
+        The parameter values, in slider order; at least one.
+    label : str
+        Name of the parameter next to the slider, plain text (e.g. "β").
+    value_format : str
+        Format of each value next to the slider (``value_format.format(value)``).
+    start : int
+        Index into ``values`` of the frame shown first.
+    dpi : float
+        Resolution of the frames.
+    colors : int or None
+        Number of colours of each frame's palette (a line plot in 64 colours looks the same
+        and its PNG is about three times smaller); None keeps full colour.
+
+    Returns
+    -------
+    SliderFigure
+        The frames; a notebook displays it as the slider figure.
+    """
+    import matplotlib.pyplot as plt
+
+    values = list(values)
+    if not values:
+        raise ShapeError("values is empty: pass at least one parameter value for the slider")
+    if not 0 <= start < len(values):
+        raise ShapeError(f"start={start} is not an index into the {len(values)} values")
+    frames = []
+    try:
+        for value in values:
+            draw(value)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+            frames.append(buffer.getvalue() if colors is None else _with_palette(buffer, colors))
+    finally:
+        plt.close(figure)
+    labels = [value_format.format(value) for value in values]
+    return SliderFigure(values, frames, label, labels, start)

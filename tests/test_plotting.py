@@ -4,13 +4,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import base64  # noqa: E402
+import html.parser  # noqa: E402
+import io  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from mininn import MLP, History  # noqa: E402
 from mininn.errors import ShapeError  # noqa: E402
-from mininn.plotting import density, loss_curves, matrix_heatmap, spectrum  # noqa: E402
+from mininn.plotting import density, loss_curves, matrix_heatmap, slider_figure, spectrum  # noqa: E402
 
 
 @pytest.fixture
@@ -150,3 +155,73 @@ def test_density_draws_the_curve(ax):
     assert ax.get_yscale() == "log"
     with pytest.raises(ShapeError):
         density(grid, values[:-1], ax=ax)
+
+
+class Elements(html.parser.HTMLParser):
+    """The start tags of an HTML fragment, as (tag, attributes) in document order."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tags = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def line_slider(values, **options):
+    figure, ax = plt.subplots(figsize=(2, 1.5))
+    drawn = []
+
+    def draw(value):
+        drawn.append(value)
+        ax.clear()
+        ax.plot([0, 1], [0, value])
+        ax.set_ylim(0, 4)
+
+    return slider_figure(figure, draw, values, **options), figure, drawn
+
+
+def test_slider_figure_draws_one_png_frame_per_value_and_closes_the_figure():
+    slider, figure, drawn = line_slider([1, 2, 3], label="a", dpi=40)
+    assert drawn == [1, 2, 3]
+    assert len(slider.frames) == 3 and len(set(slider.frames)) == 3  # three different pictures
+    images = [Image.open(io.BytesIO(frame)) for frame in slider.frames]
+    assert all(image.size == (80, 60) for image in images)  # 2 x 1.5 inches at 40 dpi
+    assert all(image.mode == "P" and len(image.getcolors()) <= 64 for image in images)
+    assert not plt.fignum_exists(figure.number)
+
+
+def test_slider_frames_in_full_colour_show_the_same_picture_as_the_palette_frames():
+    full, _, _ = line_slider([2], label="a", dpi=40, colors=None)
+    palette, _, _ = line_slider([2], label="a", dpi=40)
+    full_rgb = np.asarray(Image.open(io.BytesIO(full.frames[0])).convert("RGB"), dtype=float)
+    palette_rgb = np.asarray(Image.open(io.BytesIO(palette.frames[0])).convert("RGB"), dtype=float)
+    assert Image.open(io.BytesIO(full.frames[0])).mode == "RGBA"
+    assert np.abs(full_rgb - palette_rgb).mean() < 2.0  # on a 0-255 scale
+
+
+def test_slider_html_shows_the_start_frame_and_a_range_input_over_all_frames():
+    slider, _, _ = line_slider([0.5, 1, 2], label="β <x>", value_format="{:.1f}", start=1)
+    tags = Elements(slider._repr_html_()).tags
+    images = [attrs for tag, attrs in tags if tag == "img"]
+    assert [base64.b64decode(img["src"].removeprefix("data:image/png;base64,")) for img in images] == \
+        slider.frames
+    assert [img["data-value"] for img in images] == ["0.5", "1.0", "2.0"]
+    assert ["display: none" in img["style"] for img in images] == [True, False, True]
+    (slider_input,) = [attrs for tag, attrs in tags if tag == "input"]
+    assert (slider_input["type"], slider_input["min"], slider_input["max"], slider_input["value"]) == \
+        ("range", "0", "2", "1")
+    assert slider_input["aria-label"] == "β <x>"  # escaped in the HTML, intact once parsed
+    assert "<x>" not in slider._repr_html_()
+    assert "http" not in slider._repr_html_() and "<script" not in slider._repr_html_()
+    assert repr(slider) == "SliderFigure(β <x>: 3 frames, 0.5 to 2.0)"
+
+
+def test_slider_figure_rejects_no_values_and_a_start_outside_them():
+    figure = plt.figure()
+    with pytest.raises(ShapeError, match="at least one"):
+        slider_figure(figure, lambda value: None, [], label="a")
+    with pytest.raises(ShapeError, match="start=3"):
+        slider_figure(figure, lambda value: None, [1, 2, 3], label="a", start=3)
+    plt.close(figure)
