@@ -295,7 +295,7 @@ def steihaug_cg(matvec, gradient, radius, tol=0.1, max_iters=250):
     curvature, ``d^T B d <= 0``, ends CG at whichever of the two boundary points
     ``z + t d`` has the lower model value. B need not be positive definite. The first
     CG step is along -g, so the model decreases at least as much as at the Cauchy
-    point. The details (the crossing formula, the tests ``|z| >= radius`` and
+    point. The stopping tests (the next iterate ``|z| >= radius``, then the residual
     ``|r| < tol |g|``) are those of scipy's ``trust-ncg`` subproblem.
 
     Parameters

@@ -1,7 +1,7 @@
 """A trust-region Newton-CG method: Steihaug-Toint CG inside a radius adapted by the model's success.
 
-Each step minimises the quadratic model ``m(p) = L + g.p + p.B p / 2``, with B the
-Gauss-Newton matrix or the Hessian at theta, over the ball ``|p| <= radius`` by
+Each step minimises the quadratic model ``m(p) = g.p + p.B p / 2`` of the change of the
+loss, with B the Gauss-Newton matrix or the Hessian at theta, over the ball ``|p| <= radius`` by
 Steihaug-Toint truncated CG (:func:`mininn.linalg.steihaug_cg`), then compares the
 actual change of the loss with the model's: the reduction ratio ``rho``. The radius
 follows Nocedal & Wright (2006), Algorithm 4.1, with the constants of scipy's
@@ -9,9 +9,9 @@ follows Nocedal & Wright (2006), Algorithm 4.1, with the constants of scipy's
 up to ``max_radius``, when rho > 3/4 and the step reached the boundary.
 
 Where the damped methods of :mod:`mininn.optim.damping` shape the step with a damping
-lambda, a trust region bounds its length; the two are dual (the solution of the
-constrained model is a damped Newton step whose lambda is the multiplier of the
-constraint), but the radius is the quantity adapted here.
+lambda, a trust region bounds its length; the two are dual (the exact minimiser of the
+model in the ball is a damped Newton step ``-(B + lambda I)^{-1} g`` whose lambda is the
+multiplier of the constraint), but the radius is the quantity adapted here.
 """
 
 import math
@@ -115,8 +115,9 @@ class TrustRegion(Optimizer):
                                 f">= {self.max_radius}; lower initial_radius or raise max_radius")
         self.eta = non_negative("eta", eta)
         if not self.eta < MAX_ETA:
-            raise ArgumentError(f"eta must be in [0, {MAX_ETA}), got {eta!r}: a larger threshold would "
-                                "reject steps on which the radius is not shrunk")
+            raise ArgumentError(f"eta must be in [0, {MAX_ETA}), got {eta!r}: with a larger threshold a "
+                                "step with rho between 1/4 and eta is rejected and the radius kept, so "
+                                "every later step repeats it")
         self.cg_tol = None if cg_tol is None else positive("cg_tol", cg_tol)
         self.cg_max_iters = positive_int("cg_max_iters", cg_max_iters)
 
