@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ArgumentError, MininnError, NonFiniteError, ShapeError
-from .validation import generator, one_of, positive, positive_int, vector
+from .validation import generator, non_negative, norm, one_of, positive, positive_int, vector
 
 LANCZOS_WHICH = ("largest", "smallest")
 
@@ -232,6 +232,140 @@ def conjugate_gradient(
         phi=[float(value) for value in phi],
         iterates=iterates,
     )
+
+
+# ----------------------------------------------------------------------------- trust-region CG
+
+#: Why :func:`steihaug_cg` stopped.
+STEIHAUG_REASONS = ("converged", "negative_curvature", "boundary", "max_iters")
+
+
+@dataclass(frozen=True)
+class SteihaugResult:
+    """Outcome of :func:`steihaug_cg`.
+
+    Attributes
+    ----------
+    step : ndarray of shape (n,)
+        The approximate minimiser p of the model inside the trust region.
+    reason : str
+        One of ``STEIHAUG_REASONS``: "converged" (residual below the tolerance inside
+        the region), "negative_curvature" (a direction with d^T B d <= 0 was met; p is
+        the better of the two points where that line leaves the region), "boundary"
+        (the next CG iterate would leave the region; p is where the step crosses the
+        boundary) or "max_iters" (p is the last iterate, inside the region).
+    iterations : int
+        Products with B, one per CG iteration, counting the one that met negative
+        curvature or the boundary.
+    hits_boundary : bool
+        True when ``|p| = radius`` (reasons "negative_curvature" and "boundary").
+    model_change : float
+        ``m(p) - m(0) = g.p + p.B p / 2``, the model's predicted change of the objective,
+        computed from the products CG made (no extra product).
+    """
+
+    step: np.ndarray
+    reason: str
+    iterations: int
+    hits_boundary: bool
+    model_change: float
+
+
+def _boundary_crossings(z, d, radius):
+    """The two t, low first, with ``|z + t d| = radius``, for ``|z| < radius`` and d != 0.
+
+    Solved on the unit sphere, for ``s = t |d| / radius`` with ``|z / radius + s d / |d|| = 1``,
+    so that no square under- or overflows however small the radius; the roots of
+    ``s^2 + b s + c`` (c < 0) are formed without cancellation (Golub & Van Loan).
+    """
+    length = norm(d)
+    w, u = z / radius, d / length
+    b, c = 2.0 * (w @ u), w @ w - 1.0
+    aux = b + math.copysign(math.sqrt(b * b - 4.0 * c), b)
+    scale = radius / length
+    return sorted([-0.5 * aux * scale, -2.0 * c / aux * scale])
+
+
+def steihaug_cg(matvec, gradient, radius, tol=0.1, max_iters=250):
+    """Minimise the model ``m(p) = g.p + p.B p / 2`` subject to ``|p| <= radius`` (Steihaug-Toint CG).
+
+    Conjugate gradients on ``B p = -g`` from p = 0, truncated as in Nocedal & Wright
+    (2006), Algorithm 7.2: an iterate that would leave the region is replaced by the
+    point where the CG step crosses the boundary, and a direction d of non-positive
+    curvature, ``d^T B d <= 0``, ends CG at whichever of the two boundary points
+    ``z + t d`` has the lower model value. B need not be positive definite. The first
+    CG step is along -g, so the model decreases at least as much as at the Cauchy
+    point. The stopping tests (the next iterate ``|z| >= radius``, then the residual
+    ``|r| < tol |g|``) are those of scipy's ``trust-ncg`` subproblem.
+
+    Parameters
+    ----------
+    matvec : callable
+        Maps an ndarray of shape (n,) to B times it, shape (n,); B symmetric.
+    gradient : ndarray of shape (n,)
+        The model's gradient g at p = 0.
+    radius : float
+        Trust-region radius, > 0.
+    tol : float
+        Relative tolerance: stop inside the region when the residual ``|g + B p|`` is
+        below ``tol * |g|`` (a trust-region method uses ``min(0.5, sqrt(|g|))``).
+    max_iters : int
+        Most CG iterations (products with B).
+
+    Returns
+    -------
+    SteihaugResult
+        A zero gradient gives p = 0 with reason "converged" and no product.
+
+    Raises
+    ------
+    ShapeError
+        If ``gradient`` is not 1-D or ``matvec`` returns another shape.
+    NonFiniteError
+        If ``gradient`` or a product contains NaN or infinity.
+    """
+    g = vector("gradient", gradient)
+    radius = positive("radius", radius)
+    threshold = non_negative("tol", tol) * np.linalg.norm(g)
+    max_iters = positive_int("max_iters", max_iters)
+    z, curvature_z = np.zeros_like(g), np.zeros_like(g)  # the iterate and B z
+    if not np.any(g):
+        return SteihaugResult(z, "converged", 0, False, 0.0)
+    residual = g.copy()  # g + B z, the model's gradient at z
+    direction = -residual
+    for iteration in range(1, max_iters + 1):
+        product = _apply(matvec, direction)
+        curvature = direction @ product
+        if curvature <= 0:
+            low, high = (_on_line(g, z, curvature_z, t, direction, product)
+                         for t in _boundary_crossings(z, direction, radius))
+            step, change = low if low[1] < high[1] else high
+            return SteihaugResult(step, "negative_curvature", iteration, True, change)
+        residual_squared = residual @ residual
+        alpha = residual_squared / curvature
+        z_next = z + alpha * direction
+        if np.linalg.norm(z_next) >= radius:
+            t = _boundary_crossings(z, direction, radius)[1]
+            step, change = _on_line(g, z, curvature_z, t, direction, product)
+            return SteihaugResult(step, "boundary", iteration, True, change)
+        z, curvature_z = z_next, curvature_z + alpha * product
+        residual = residual + alpha * product
+        new_residual_squared = residual @ residual
+        if math.sqrt(new_residual_squared) < threshold:
+            return SteihaugResult(z, "converged", iteration, False, _model_change(g, z, curvature_z))
+        direction = -residual + (new_residual_squared / residual_squared) * direction
+    return SteihaugResult(z, "max_iters", max_iters, False, _model_change(g, z, curvature_z))
+
+
+def _model_change(g, p, curvature_p):
+    """``g.p + p.B p / 2`` given ``curvature_p = B p``."""
+    return float(g @ p + 0.5 * p @ curvature_p)
+
+
+def _on_line(g, z, curvature_z, t, d, curvature_d):
+    """``(p, model change at p)`` for ``p = z + t d``, given B z and B d."""
+    p = z + t * d
+    return p, _model_change(g, p, curvature_z + t * curvature_d)
 
 
 # ----------------------------------------------------------------------------- eigenvalues

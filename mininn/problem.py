@@ -25,8 +25,9 @@ DENSE_LIMIT = 4000
 #: ``value`` (a forward pass), ``grad`` (``value_and_grad``: a forward and a reverse
 #: pass), ``hvp`` and ``ggn_vp`` (one curvature product each, also through the
 #: operators and, N of them, through a dense matrix), ``kfac_factors`` and
-#: ``fisher_diagonal`` (about one gradient each). ``History`` keeps one series per kind.
-EVALUATION_KINDS = ("value", "grad", "hvp", "ggn_vp", "kfac_factors", "fisher_diagonal")
+#: ``fisher_diagonal`` (about one gradient each) and ``ggn_diagonal`` (one forward pass
+#: and a reverse pass per output, or per sample). ``History`` keeps one series per kind.
+EVALUATION_KINDS = ("value", "grad", "hvp", "ggn_vp", "kfac_factors", "fisher_diagonal", "ggn_diagonal")
 
 _problem_ids = itertools.count()
 
@@ -163,6 +164,20 @@ class Problem:
         theta = self.check_parameters(theta)
         self.counts["fisher_diagonal"] += 1
         return curvature.empirical_fisher_diagonal(self.model, theta, self.X, self.loss, self.Y)
+
+    def ggn_diagonal(self, theta, samples=None, rng=0):
+        """Diagonal of the Gauss-Newton matrix on this problem's examples, shape (N,), with the L2 term.
+
+        Equal to ``np.diag(problem.ggn(theta))``, which includes ``l2 I`` (unlike
+        :meth:`empirical_fisher_diagonal`). See :func:`mininn.curvature.diagonals.ggn_diagonal` for
+        ``samples`` (None: exact; s: a Monte Carlo estimate from s sampled targets) and
+        ``rng``. Counted as one ``"ggn_diagonal"``: a forward pass and one reverse pass
+        per output (per sample).
+        """
+        theta = self.check_parameters(theta)
+        self.counts["ggn_diagonal"] += 1
+        diagonal = curvature.ggn_diagonal(self.model, theta, self.X, self.loss, self.Y, samples, rng)
+        return diagonal + self.l2
 
     # -- dense matrices --------------------------------------------------------------
 

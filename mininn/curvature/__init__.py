@@ -9,7 +9,7 @@ module                 what it holds
 ``dense``              assembling a matrix from products, per-layer blocks, symmetric
                        eigendecomposition and the singularity tolerance
 ``mlp``                one forward pass of an MLP and per-example reverse passes
-``diagonals``          the empirical Fisher diagonal of an MLP
+``diagonals``          the empirical Fisher and the Gauss-Newton diagonals of an MLP
 ``kfac``               the Kronecker factors of K-FAC and the blocks they approximate
 =====================  =================================================================
 
@@ -18,7 +18,7 @@ binds them to a model, a loss and data and counts each evaluation.
 """
 
 from .dense import dense_from_operator, layer_blocks, singular_tolerance, symmetric_eigh
-from .diagonals import empirical_fisher_diagonal
+from .diagonals import empirical_fisher_diagonal, ggn_diagonal
 from .gauss_newton import (
     gauss_newton_operator,
     gauss_newton_vector_product,
@@ -33,14 +33,14 @@ from .hessian import (
     hessian_vector_product,
 )
 from .kfac import FISHER_KINDS, kfac_block, kfac_factors, kfac_relative_errors
-from .mlp import MLPBackprop, backprop
+from .mlp import MLPBackprop, backprop, output_hessian_roots
 
 __all__ = [
     "HVP_METHODS", "DEFAULT_HVP_METHOD", "hessian", "hessian_vector_product", "hessian_vector_operator",
     "jacobian_vector_product", "vector_jacobian_product", "gauss_newton_vector_product",
     "gauss_newton_operator",
     "dense_from_operator", "layer_blocks", "symmetric_eigh", "singular_tolerance",
-    "MLPBackprop", "backprop",
-    "empirical_fisher_diagonal",
+    "MLPBackprop", "backprop", "output_hessian_roots",
+    "empirical_fisher_diagonal", "ggn_diagonal",
     "FISHER_KINDS", "kfac_factors", "kfac_block", "kfac_relative_errors",
 ]

@@ -32,7 +32,7 @@ from ..errors import ShapeError
 from ..losses import get_loss
 from ..validation import generator, one_of
 from .dense import layer_blocks
-from .mlp import backprop, check_mlp, per_example_output_gradients
+from .mlp import backprop, check_mlp, output_hessian_roots, per_example_output_gradients
 
 #: How G is formed. "sampled": targets drawn from the model's predictive
 #: distribution, one per example (the true Fisher, Monte Carlo). "empirical":
@@ -40,14 +40,6 @@ from .mlp import backprop, check_mlp, per_example_output_gradients
 #: "exact": the expectation over the predictive distribution in closed form,
 #: ``G = (1/n) Σ_i D_iᵀ H_i D_i`` (one backward pass per output).
 FISHER_KINDS = ("sampled", "empirical", "exact")
-
-def _output_hessian_roots(loss, F, Y):
-    """R of shape (n, k, k) with ``R_i R_iᵀ = H_i``, the per-example output Hessians."""
-    n, k = F.shape
-    columns = [n * loss.output_hessian_vp(F, Y, np.tile(np.eye(k)[c], (n, 1))) for c in range(k)]
-    eigenvalues, vectors = np.linalg.eigh(np.stack(columns, axis=2))
-    return vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None, :]
-
 
 def kfac_factors(model, theta, X, loss, Y=None, fisher="sampled", rng=0):
     """The K-FAC factors ``(A, G)`` of every layer of an MLP on a batch.
@@ -93,7 +85,7 @@ def kfac_factors(model, theta, X, loss, Y=None, fisher="sampled", rng=0):
             f"{None if Y is None else np.shape(Y)}; pass Y, or use fisher=\"sampled\""
         )
     if fisher == "exact":
-        roots = _output_hessian_roots(loss, F, Y)
+        roots = output_hessian_roots(loss, F, Y)
         cotangents = [roots[:, :, c] for c in range(F.shape[1])]
     else:
         cotangents = [per_example_output_gradients(loss, F, Y)]

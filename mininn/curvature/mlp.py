@@ -70,3 +70,19 @@ def backprop(model, theta, X):
 def per_example_output_gradients(loss, F, Y):
     """``dl_i/dF_i`` for every example, shape (n, k): n times the gradient of the mean loss."""
     return len(F) * grad(lambda outputs: loss.value(outputs, Y))(F)
+
+
+def output_hessian_roots(loss, F, Y):
+    """R of shape (n, k, k) with ``R_i R_i^T = H_i``, the per-example output Hessians.
+
+    ``H_i`` is the Hessian of example i's loss ``l_i`` with respect to its outputs
+    ``F_i`` (n times the i-th block of the mean loss's), positive semi-definite for the
+    losses of :mod:`mininn.losses`; ``R_i`` comes from its eigendecomposition, with
+    eigenvalues below 0 (rounding) set to 0. Pulling back the columns ``R[:, :, c]``
+    gives per-example factors of the Gauss-Newton matrix: ``sum_c (D_i^T R_ic)(D_i^T R_ic)^T
+    = D_i^T H_i D_i``.
+    """
+    n, k = F.shape
+    columns = [n * loss.output_hessian_vp(F, Y, np.tile(np.eye(k)[c], (n, 1))) for c in range(k)]
+    eigenvalues, vectors = np.linalg.eigh(np.stack(columns, axis=2))
+    return vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None, :]

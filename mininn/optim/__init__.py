@@ -7,7 +7,9 @@ from .first_order import SGD, Adadelta, Adagrad, Adam, FirstOrder, Momentum, Nes
 from .hessian_free import HessianFree
 from .kfac import KFAC
 from .lbfgs import LBFGS, two_loop_recursion, wolfe_line_search
+from .natural_gradient import NaturalGradient
 from .newton import DampedNewton, GaussNewton, LevenbergMarquardt, Newton, SaddleFreeNewton
+from .trust_region import TrustRegion
 
 __all__ = [
     "Optimizer", "StepInfo", "StepCount",
@@ -16,4 +18,5 @@ __all__ = [
     "HessianFree",
     "LBFGS", "two_loop_recursion", "wolfe_line_search",
     "KFAC",
+    "TrustRegion", "NaturalGradient",
 ]
