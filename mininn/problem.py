@@ -49,7 +49,7 @@ class Problem:
         Weight of the L2 penalty ``l2/2 * |theta|^2`` (adds ``l2 * I`` to the curvature).
     dense_limit : int
         Largest N for which dense Hessian and Gauss-Newton matrices are formed.
-    counts : collections.Counter, optional
+    counts : Counter, optional
         The counter of evaluations to share (minibatches share their parent's);
         a new one when omitted. Keys are the ``EVALUATION_KINDS``.
     """
@@ -148,7 +148,7 @@ class Problem:
     def kfac_factors(self, theta, fisher="sampled", rng=0):
         """The K-FAC factors ``(A, G)`` of every layer on this problem's examples.
 
-        See :func:`mininn.curvature.kfac_factors` for ``fisher`` and ``rng``; the L2
+        See :func:`mininn.curvature.kfac.kfac_factors` for ``fisher`` and ``rng``; the L2
         term is not included. Counted as one ``"kfac_factors"`` (about one gradient).
         """
         theta = self.check_parameters(theta)
@@ -158,7 +158,7 @@ class Problem:
     def empirical_fisher_diagonal(self, theta):
         """Diagonal of the empirical Fisher on this problem's examples, shape (N,), without the L2 term.
 
-        See :func:`mininn.curvature.empirical_fisher_diagonal`. Counted as one
+        See :func:`mininn.curvature.diagonals.empirical_fisher_diagonal`. Counted as one
         ``"fisher_diagonal"`` (about one gradient).
         """
         theta = self.check_parameters(theta)

@@ -77,7 +77,7 @@ def generator(name, value):
 
 
 def one_of(name, value, choices):
-    """``value`` if it is one of ``choices``, else an :class:`UnknownNameError` listing them."""
+    """``value`` if it is in ``choices``, else an :class:`~mininn.errors.UnknownNameError` listing them."""
     if value not in choices:
         raise UnknownNameError(f"unknown {name} {value!r}: {name} must be one of {tuple(choices)}")
     return value

@@ -19,22 +19,15 @@ from ..nn import MLP
 
 
 class MLPBackprop(NamedTuple):
-    """One forward pass of an MLP, ready for per-example reverse passes.
+    """One forward pass of an MLP, ready for per-example reverse passes."""
 
-    Attributes
-    ----------
-    inputs : list of ndarray
-        ``inputs[l]`` of shape (n, fan_in): layer l's input (X for the first layer).
-    outputs : ndarray of shape (n, output_dim)
-        The network outputs F.
-    pullback : callable
-        Maps U of shape (n, output_dim) to one array per layer, of shape (n, fan_out),
-        whose row i is ``D_i^T U_i``, with ``D_i`` the Jacobian of example i's output
-        with respect to that layer's pre-activation ``z_i``.
-    """
-
+    #: ``inputs[l]`` of shape (n, fan_in): layer l's input (X for the first layer).
     inputs: list
+    #: The network outputs F, shape (n, output_dim).
     outputs: np.ndarray
+    #: Maps U of shape (n, output_dim) to one array per layer, of shape (n, fan_out), whose
+    #: row i is ``D_i^T U_i``, with ``D_i`` the Jacobian of example i's output with respect
+    #: to that layer's pre-activation ``z_i``.
     pullback: Callable
 
 

@@ -111,7 +111,7 @@ class Optimizer:
     def init(self, theta):
         """Initial state for parameters theta of shape (N,): a NamedTuple whose first field is ``step``.
 
-        This default, :class:`StepCount`, suits methods that carry nothing between steps.
+        This default, :class:`~mininn.optim.base.StepCount`, suits methods that carry nothing between steps.
         """
         return StepCount(0)
 

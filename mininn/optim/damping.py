@@ -8,7 +8,7 @@ damping lambda with :func:`levenberg_marquardt` (Martens 2010).
 
 import numpy as np
 
-#: Levenberg-Marquardt constants of Martens (2010): the damping grows by DAMPING_INCREASE
+#: The Levenberg-Marquardt constants (Martens 2010). The damping grows by DAMPING_INCREASE
 #: when rho < RHO_LOW (or the step was rejected) and shrinks by DAMPING_DECREASE when rho > RHO_HIGH.
 RHO_LOW, RHO_HIGH, DAMPING_INCREASE, DAMPING_DECREASE = 0.25, 0.75, 1.5, 2.0 / 3.0
 
