@@ -65,9 +65,9 @@ NOT_YET_CONVERTED = {
     "04_newton",
     "05_curvature_products",
     "06_hessian_free",
-    "07_diagonal_methods",
-    "08_kfac",
-    "09_benchmark",
+    "09_diagonal_methods",
+    "10_kronecker_factored",
+    "11_when_curvature_pays",
 }
 
 #: The repository the install cell installs from (``repository`` in ``_config.yml``).
