@@ -94,7 +94,8 @@ unit: $(STAMP)
 benchmarks-quick: $(STAMP)
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(BIN)/python -m benchmarks curvature --quick --output "$$tmp"; \
-	$(BIN)/python -m benchmarks optimizers --quick --output "$$tmp"
+	$(BIN)/python -m benchmarks optimizers --quick --output "$$tmp"; \
+	$(BIN)/python -m benchmarks mnist1d-reproduction --quick --output "$$tmp"
 
 # Every notebook against its committed outputs. No notebook collected is a failure
 # (pytest exits 5). --dist loadfile keeps each notebook's cells on one worker.
