@@ -2,7 +2,16 @@
 
 
 class MininnError(Exception):
-    """Base class of every error mininn raises on purpose."""
+    """Base class of every error mininn raises on purpose.
+
+    Attributes
+    ----------
+    history : mininn.train.History or None
+        Set by :func:`~mininn.train.fit` when the error interrupted training: the record of
+        the steps completed before it. None otherwise.
+    """
+
+    history = None
 
 
 class ArgumentError(MininnError, ValueError):
@@ -21,6 +30,14 @@ class NonFiniteError(MininnError, ValueError):
     """Data, parameters or a computed quantity contain NaN or infinity."""
 
 
+class TargetError(MininnError, ValueError):
+    """Targets outside the domain of the loss (see ``Loss.check_targets``).
+
+    Sigmoid cross-entropy needs targets in [0, 1] and softmax cross-entropy rows that
+    are probability distributions; otherwise the loss is unbounded below.
+    """
+
+
 class UnknownNameError(MininnError, ValueError):
     """An activation, loss, initialisation or method name that does not exist."""
 
@@ -30,10 +47,11 @@ class TooLargeError(MininnError, MemoryError):
 
 
 class CurvatureError(MininnError, ArithmeticError):
-    """A curvature matrix that cannot be used as it is (singular or indefinite).
+    """A curvature matrix that cannot be used as it is (singular, indefinite or not factorisable).
 
     The message says which fix applies: damping (DampedNewton), the absolute
     eigenvalues (SaddleFreeNewton) or the Gauss-Newton matrix (GaussNewton).
+    :func:`~mininn.train.fit` also raises it for a ``numpy.linalg.LinAlgError`` inside a step.
     """
 
 
@@ -43,8 +61,8 @@ class DivergenceError(NonFiniteError):
     Attributes
     ----------
     history : mininn.train.History or None
-        The training record up to and including the last finite step, with
-        ``history.theta`` the last good parameters.
+        The record of the steps before the failing one (all with finite losses), with
+        ``history.theta`` the last parameters whose loss was finite.
     """
 
     def __init__(self, message, history=None):

@@ -13,7 +13,7 @@ the loss is, for the true Fisher used by K-FAC.
 import autograd.numpy as np
 from autograd.scipy.special import logsumexp
 
-from .errors import ShapeError, UnknownNameError
+from .errors import NonFiniteError, ShapeError, TargetError, UnknownNameError
 
 
 def _check(F, Y):
@@ -30,6 +30,10 @@ def _sigmoid(F):
 
 def _softmax(F):
     return np.exp(F - logsumexp(F, axis=1, keepdims=True))
+
+
+#: How far the row sums of softmax cross-entropy targets may be from 1.
+ROW_SUM_TOLERANCE = 1e-6
 
 
 class Loss:
@@ -55,6 +59,16 @@ class Loss:
     def sample_targets(self, F, rng):
         """Targets drawn from the predictive distribution at outputs F; shape (n, k)."""
         raise NotImplementedError
+
+    def check_targets(self, Y):
+        """Raise unless the targets Y, shape (n, k), lie in the loss's domain (here: finite).
+
+        :class:`~mininn.problem.Problem` calls it on its data. A loss with a narrower
+        domain, outside which it is unbounded below, raises :class:`~mininn.errors.TargetError`.
+        """
+        if not np.all(np.isfinite(Y)):
+            raise NonFiniteError(f"{self.name} needs finite targets, but Y contains NaN or infinity: "
+                                 "clean the targets")
 
 
 class MeanSquaredError(Loss):
@@ -87,6 +101,17 @@ class SigmoidCrossEntropy(Loss):
     def sample_targets(self, F, rng):
         return (rng.random(np.shape(F)) < _sigmoid(F)).astype(float)
 
+    def check_targets(self, Y):
+        """Targets must lie in [0, 1] (labels 0 and 1, or probabilities)."""
+        super().check_targets(Y)
+        outside = (Y < 0) | (Y > 1)
+        if np.any(outside):
+            raise TargetError(
+                f"sigmoid_cross_entropy needs targets in [0, 1] (labels 0 and 1, or probabilities), but "
+                f"{int(np.sum(outside))} of the {np.size(Y)} entries of Y lie outside (min {np.min(Y):g}, "
+                f"max {np.max(Y):g}), where the loss is unbounded below: map labels -1 and 1 to 0 and 1 "
+                "with (Y + 1) / 2")
+
 
 class SoftmaxCrossEntropy(Loss):
     """Cross-entropy of logits F (one row per example) and one-hot or probability rows Y."""
@@ -106,6 +131,20 @@ class SoftmaxCrossEntropy(Loss):
         draws = rng.random((np.shape(F)[0], 1))
         classes = np.minimum(np.sum(cumulative < draws, axis=1), np.shape(F)[1] - 1)
         return np.eye(np.shape(F)[1])[classes]
+
+    def check_targets(self, Y):
+        """Each row must be a probability distribution: entries >= 0 summing to 1 (``ROW_SUM_TOLERANCE``)."""
+        super().check_targets(Y)
+        sums = np.sum(Y, axis=1)
+        bad = np.any(Y < 0, axis=1) | (np.abs(sums - 1.0) > ROW_SUM_TOLERANCE)
+        if np.any(bad):
+            row = int(np.argmax(bad))
+            raise TargetError(
+                f"softmax_cross_entropy needs each row of Y to be a probability distribution (entries "
+                f">= 0 summing to 1 within {ROW_SUM_TOLERANCE:g}), but {int(np.sum(bad))} of its {len(Y)} "
+                f"rows are not (row {row}: smallest entry {np.min(Y[row]):g}, sum {sums[row]:g}), and the "
+                "loss is then unbounded below: one-hot encode class labels with mininn.data.one_hot, or "
+                "divide each row by its sum")
 
 
 mse = MeanSquaredError()

@@ -13,9 +13,9 @@ import numpy as np
 from autograd import value_and_grad as autograd_value_and_grad
 
 from . import curvature
-from .errors import ShapeError, TooLargeError
+from .errors import ArgumentError, NonFiniteError, ShapeError, TooLargeError
 from .losses import get_loss
-from .validation import finite_array, integer, non_negative, random_seed, vector
+from .validation import finite_array, integer, non_negative, norm, random_seed, vector
 
 #: Default largest N for which ``hessian()`` and ``ggn()`` form a dense N x N matrix
 #: (4000 parameters: 128 MB of float64, about 2x that at peak while assembling).
@@ -44,7 +44,8 @@ class Problem:
     X : ndarray of shape (n, d_in)
         Inputs, one example per row.
     Y : ndarray of shape (n, d_out)
-        Targets (one-hot rows for softmax cross-entropy).
+        Targets in the loss's domain (``loss.check_targets``): finite for mse, in [0, 1]
+        for sigmoid cross-entropy, rows of probabilities (one-hot) for softmax cross-entropy.
     l2 : float
         Weight of the L2 penalty ``l2/2 * |theta|^2`` (adds ``l2 * I`` to the curvature).
     dense_limit : int
@@ -52,20 +53,20 @@ class Problem:
     counts : Counter, optional
         The counter of evaluations to share (minibatches share their parent's);
         a new one when omitted. Keys are the ``EVALUATION_KINDS``.
+
+    Raises
+    ------
+    mininn.errors.ShapeError
+        If X has no rows, or X, Y and the model do not fit together.
+    mininn.errors.NonFiniteError
+        If X or Y contain NaN or infinity, or the loss of all-zero outputs overflows on Y.
+    mininn.errors.TargetError
+        If Y lies outside the loss's domain, where the loss is unbounded below.
     """
 
     def __init__(self, model, loss, X, Y, l2=0.0, dense_limit=DENSE_LIMIT, counts=None):
-        X = finite_array("X", X, "clean or impute the inputs before building the problem")
-        Y = finite_array("Y", Y, "clean the targets before building the problem")
-        model.check_inputs(X)
-        expected = (X.shape[0], getattr(model, "output_dim", Y.shape[-1]))
-        if Y.shape != expected:
-            raise ShapeError(
-                f"Y has shape {Y.shape}, but X has {X.shape[0]} rows and the model {expected[1]} "
-                f"outputs: Y must be {expected} (reshape a vector with Y.reshape(-1, 1); "
-                "one-hot encode labels with mininn.data.one_hot)"
-            )
-        self.model, self.loss, self.X, self.Y = model, get_loss(loss), X, Y
+        self.model, self.loss = model, get_loss(loss)
+        self.X, self.Y = _checked_data(model, self.loss, X, Y)
         self.l2 = non_negative("l2", l2)
         self.dense_limit = integer("dense_limit", dense_limit, 0)
         self.counts = Counter() if counts is None else counts
@@ -198,10 +199,19 @@ class Problem:
     # -- data ----------------------------------------------------------------------------
 
     def subset(self, indices):
-        """The same problem on the examples ``indices``; evaluations count in the same counter."""
+        """The same problem on the examples ``indices``; evaluations count in the same counter.
+
+        ``indices`` is a non-empty 1-D array of integers in ``[0, n)``.
+        """
         indices = np.asarray(indices)
         if indices.ndim != 1 or len(indices) == 0:
             raise ShapeError("indices must be a non-empty 1-D array of example indices")
+        if not np.issubdtype(indices.dtype, np.integer):
+            raise ArgumentError(f"indices must be integers, got dtype {indices.dtype}; "
+                                "for a boolean mask pass np.flatnonzero(mask)")
+        if indices.min() < 0 or indices.max() >= self.num_examples:
+            raise ArgumentError(f"indices must lie in [0, {self.num_examples}) (the problem's examples), "
+                                f"got values from {indices.min()} to {indices.max()}")
         return Problem(self.model, self.loss, self.X[indices], self.Y[indices],
                        self.l2, self.dense_limit, counts=self.counts)
 
@@ -226,6 +236,24 @@ class Problem:
         """theta as a float64 vector of shape (N,), or ShapeError / NonFiniteError naming the fix."""
         return self._check_vector("theta", theta)
 
+    def check_finite_loss(self, theta):
+        """L(theta) as a float, or a NonFiniteError naming the scale of the data if it is not finite.
+
+        Not counted in ``counts``: :func:`~mininn.train.fit` calls it once on the starting parameters,
+        so that data that overflow float64 arithmetic are refused before training starts.
+        """
+        theta = self.check_parameters(theta)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what this reports
+            value = float(self.objective(theta))
+            if np.isfinite(value):
+                return value
+            raise NonFiniteError(
+                f"the loss at theta is {value}: the data or the parameters are too "
+                f"large for float64 arithmetic (max |X| = {np.max(np.abs(self.X)):.3g}, max |Y| = "
+                f"{np.max(np.abs(self.Y)):.3g}, |theta| = {norm(theta):.3g}); standardise the inputs and "
+                "the targets (subtract each column's mean, divide by its standard deviation) or start "
+                "from smaller parameters (model.init)")
+
     def _check_vector(self, name, value):
         return vector(name, value, self.num_params,
                       fix="restart from the last finite parameters",
@@ -239,3 +267,29 @@ class Problem:
                 f"the limit is N = {self.dense_limit}. Use the matrix-free products "
                 "(hvp, ggn_vp, hvp_operator, ggn_operator) or raise dense_limit knowingly"
             )
+
+
+def _checked_data(model, loss, X, Y):
+    """X and Y as float64 arrays that ``model`` and ``loss`` can train on, or the error naming the fix."""
+    X = finite_array("X", X, "clean or impute the inputs before building the problem")
+    Y = finite_array("Y", Y, "clean the targets before building the problem")
+    model.check_inputs(X)
+    if X.shape[0] == 0:
+        raise ShapeError(f"X has shape {X.shape}: a problem needs at least one example (a row of X); "
+                         "check how the data were loaded or split")
+    expected = (X.shape[0], getattr(model, "output_dim", Y.shape[-1]))
+    if Y.shape != expected:
+        raise ShapeError(
+            f"Y has shape {Y.shape}, but X has {X.shape[0]} rows and the model {expected[1]} "
+            f"outputs: Y must be {expected} (reshape a vector with Y.reshape(-1, 1); "
+            "one-hot encode labels with mininn.data.one_hot)"
+        )
+    loss.check_targets(Y)
+    with np.errstate(over="ignore", invalid="ignore"):
+        zero_output_loss = loss.value(np.zeros_like(Y), Y)
+    if not np.isfinite(zero_output_loss):
+        raise NonFiniteError(
+            f"the {loss.name} loss of outputs that are all 0 is {zero_output_loss} on these targets "
+            f"(max |Y| = {np.max(np.abs(Y)):.3g}): they are too large for float64 arithmetic; standardise "
+            "the targets (subtract each column's mean, divide by its standard deviation)")
+    return X, Y

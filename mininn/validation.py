@@ -83,9 +83,20 @@ def one_of(name, value, choices):
     return value
 
 
+def real_array(name, value):
+    """``value`` as a float64 array; an :class:`~mininn.errors.ArgumentError` if it is not real numbers."""
+    if np.iscomplexobj(value):
+        raise ArgumentError(f"{name} must hold real numbers, got complex values; take .real or np.abs")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise ArgumentError(f"{name} must be an array of real numbers, but it cannot be converted "
+                            f"to float: {error}") from None
+
+
 def finite_array(name, value, fix):
     """``value`` as a float64 array without NaN or infinity; ``fix`` says what to do otherwise."""
-    array = np.asarray(value, dtype=float)
+    array = real_array(name, value)
     if not np.all(np.isfinite(array)):
         raise NonFiniteError(f"{name} contains NaN or infinity; {fix}")
     return array
@@ -97,7 +108,7 @@ def vector(name, value, size=None, fix="check how it was computed", shape_hint=N
     ``shape_hint`` is appended to the message about a wrong shape; ``fix`` says what to
     do about NaN or infinity.
     """
-    array = np.asarray(value, dtype=float)
+    array = real_array(name, value)
     if array.ndim != 1 or (size is not None and array.size != size):
         message = (f"{name} must be a 1-D array, got shape {array.shape}; flatten it first" if size is None
                    else f"{name} must have shape ({size},), got shape {array.shape}")

@@ -278,6 +278,21 @@ def test_bad_subset_indices_raise(indices):
         problem.subset(indices)
 
 
+def test_check_finite_loss_returns_the_loss_without_counting_it():
+    problem, theta = random_problem(seed=28)
+    assert problem.check_finite_loss(theta) == problem.value(theta)
+    assert problem.counts == {"value": 1}
+    with pytest.raises(NonFiniteError, match=r"loss at theta is inf.*\|theta\| = 1e\+200.*smaller"):
+        problem.check_finite_loss(np.full(problem.num_params, 1e200 / np.sqrt(problem.num_params)))
+    assert problem.counts == {"value": 1}
+
+
+def test_data_checks_run_on_every_subset():
+    problem, _ = random_problem(loss="sigmoid_cross_entropy", seed=29)
+    batch = problem.minibatch(4, seed=0)  # the checks pass on the examples of valid data
+    assert batch.num_examples == 4 and problem.subset([2]).num_examples == 1
+
+
 def test_dense_limit_raises_too_large_error():
     problem, theta = random_problem(seed=26, dense_limit=53)
     assert problem.num_params == 54

@@ -7,7 +7,7 @@ import pytest
 from helpers import random_problem
 
 import mininn
-from mininn.errors import DivergenceError, NonFiniteError, ShapeError
+from mininn.errors import CurvatureError, DivergenceError, NonFiniteError, ShapeError
 from mininn.optim import KFAC, SGD, Adam, HessianFree, Optimizer, StepInfo
 from mininn.problem import EVALUATION_KINDS
 from mininn.train import History
@@ -29,6 +29,21 @@ class Curious(SGD):
         problem.ggn_vp(theta, theta)
         problem.ggn_vp(theta, theta)
         return super().step(problem, theta, state)
+
+
+class JumpsAt(SGD):
+    """SGD that moves to ``theta * 1e200`` (finite, with an infinite loss) at step ``jump``, then
+    raises NonFiniteError at the next step before reporting a loss."""
+
+    def __init__(self, jump):
+        super().__init__(learning_rate=0.01)
+        self.jump = jump
+
+    def step(self, problem, theta, state):
+        if state.step == self.jump + 1:
+            raise NonFiniteError("simulated overflow")
+        theta, state, info = super().step(problem, theta, state)
+        return (theta * 1e200 if state.step == self.jump + 1 else theta), state, info
 
 
 class FailsAt(SGD):
@@ -55,6 +70,7 @@ def test_history_lengths_equal_steps():
     for kind in EVALUATION_KINDS:
         assert len(history.evaluations[kind]) == 7
     assert history.theta.shape == (problem.num_params,)
+    assert not history.interrupted
 
 
 def test_records_match_a_manual_loop():
@@ -212,3 +228,35 @@ def test_failed_step_raises_divergence_error_keeping_the_last_good_record():
         mininn.fit(problem, FailsAt(0), theta, steps=10)
     assert caught.value.history.steps == 0
     np.testing.assert_array_equal(caught.value.history.theta, theta)
+
+
+def test_a_step_that_returned_parameters_with_an_infinite_loss_is_not_recorded():
+    problem, theta = random_problem(seed=15)
+    with pytest.raises(DivergenceError, match="step 3 of JumpsAt diverged: simulated overflow") as caught:
+        mininn.fit(problem, JumpsAt(2), theta, steps=10)
+    history = caught.value.history
+    assert history.steps == 2 and np.all(np.isfinite(history.loss))
+    np.testing.assert_array_equal(history.theta, mininn.fit(problem, SGD(0.01), theta, 2).theta)
+    assert isinstance(caught.value.__cause__, NonFiniteError)
+
+
+def test_other_errors_inside_a_step_keep_their_type_and_carry_the_record():
+    problem, theta = random_problem(seed=16)
+
+    class Singular(SGD):
+        def step(self, problem, theta, state):
+            if state.step == 2:
+                raise CurvatureError("simulated singular curvature")
+            return super().step(problem, theta, state)
+
+    with pytest.raises(CurvatureError) as caught:
+        mininn.fit(problem, Singular(0.01), theta, steps=10)
+    assert str(caught.value) == "simulated singular curvature" and caught.value.history.steps == 2
+    assert caught.value.__notes__ == ["mininn.fit: the record of the 2 completed steps is in error.history"]
+
+
+def test_an_error_before_training_carries_no_record():
+    problem, theta = random_problem(seed=17)
+    with pytest.raises(ShapeError) as caught:
+        mininn.fit(problem, SGD(0.1), theta[:-1], steps=3)
+    assert caught.value.history is None
