@@ -5,8 +5,8 @@
 ``theta, state, info = optimizer.step(problem, theta, state)`` takes one step on
 ``problem`` (a :class:`mininn.problem.Problem`, possibly a minibatch) and returns
 the new parameters, the new state and a :class:`StepInfo`. The incoming theta is
-never modified, and no step returns non-finite parameters: it raises
-:class:`mininn.errors.NonFiniteError` naming the fix instead.
+never modified, and no step returns non-finite parameters or starts from a non-finite
+loss: it raises :class:`mininn.errors.NonFiniteError` naming the fix instead.
 """
 
 from collections.abc import Mapping
@@ -118,6 +118,11 @@ class Optimizer:
     def step(self, problem, theta, state):
         """One update: returns (new theta, new state, :class:`StepInfo`)."""
         new_theta, new_state, info = self._step(problem, theta, state)
+        if not (np.isfinite(info.loss) and np.isfinite(info.grad_norm)):
+            raise NonFiniteError(
+                f"the loss at its incoming parameters is {info.loss:g} and the gradient norm "
+                f"{info.grad_norm:g} (|theta| = {norm(theta):.3g}): start from parameters with a "
+                f"finite loss; {self.divergence_hint}")
         if not np.all(np.isfinite(new_theta)):
             raise NonFiniteError(
                 f"the {type(self).__name__} update produced non-finite parameters (|theta| = "
