@@ -122,8 +122,8 @@ nbval: $(STAMP)
 # here (a step count of a sensitive trajectory, a value next to a rounding boundary) would
 # move on a reader's machine: make it robust (assert with a tolerance, print less). The
 # target-specific exports override the pins above and any value from the environment (book/
-# conftest.py only sets what is unset); make nbval-portable PORTABLE_CORETYPE=Sandybridge
-# tries another kernel.
+# conftest.py only sets what is unset), but not a notebook that assigns os.environ[...] itself
+# (use setdefault there too); make nbval-portable PORTABLE_CORETYPE=Sandybridge tries another kernel.
 nbval-portable: export OPENBLAS_CORETYPE := $(PORTABLE_CORETYPE)
 nbval-portable: export NPY_DISABLE_CPU_FEATURES := $(PORTABLE_NPY_DISABLE_CPU_FEATURES)
 nbval-portable: $(STAMP)
