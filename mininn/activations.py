@@ -4,12 +4,37 @@ Convention at the kink: ``relu'(0) = 0`` (as in PyTorch and JAX). The
 expression ``np.maximum(0, x)`` would give autograd's tie-splitting value
 0.5 at exactly 0; :func:`relu` uses ``np.where(x > 0, x, 0)`` instead, whose
 derivative at 0 is the derivative of the constant branch, 0.
+
+Every activation has reverse- and forward-mode derivatives of every order, so
+forward-over-reverse Hessian-vector products and Gauss-Newton products work
+with all of them.
 """
 
 import autograd.numpy as np
-from autograd.scipy.special import erf
+import scipy.special
+from autograd.extend import defjvp, defvjp, primitive
 
 from .errors import UnknownNameError
+
+
+@primitive
+def _erfc(x):
+    """Complementary error function 1 - erf(x), an autograd primitive with both derivative modes.
+
+    autograd's own ``erf`` has no forward-mode rule, so forward-over-reverse
+    products through it fail; and ``1 + erf(x)`` loses digits as x decreases,
+    all of them from x = -6 on, where ``erfc(-x)`` keeps them.
+    """
+    return scipy.special.erfc(x)
+
+
+def _erfc_derivative(x):
+    """d erfc / dx = -2 exp(-x^2) / sqrt(pi), written with autograd's numpy (differentiable again)."""
+    return -2.0 / np.sqrt(np.pi) * np.exp(-np.square(x))
+
+
+defvjp(_erfc, lambda ans, x: lambda g: g * _erfc_derivative(x))
+defjvp(_erfc, lambda g, ans, x: g * _erfc_derivative(x))
 
 
 def relu(x):
@@ -32,8 +57,8 @@ def softplus(x, beta=1.0):
 
 
 def gelu(x):
-    """Gaussian error linear unit x * Phi(x) (exact form with erf)."""
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    """Gaussian error linear unit x * Phi(x), exact, with Phi(x) = erfc(-x / sqrt(2)) / 2."""
+    return 0.5 * x * _erfc(-x / np.sqrt(2.0))
 
 
 def tanh(x):

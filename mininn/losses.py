@@ -25,11 +25,30 @@ def _check(F, Y):
 
 
 def _sigmoid(F):
-    return 0.5 * (np.tanh(0.5 * F) + 1.0)
+    """1 / (1 + e^-F) to full relative precision, also at saturated F.
+
+    With s = exp(-|F|): 1 / (1 + s) for F >= 0 and s / (1 + s) for F < 0.
+    """
+    s = np.exp(-np.abs(F))
+    return np.where(F >= 0, 1.0, s) / (1.0 + s)
+
+
+def _sigmoid_derivative(F):
+    """p (1 - p) for p = sigmoid(F), as s / (1 + s)^2 with s = exp(-|F|): no cancellation in 1 - p."""
+    s = np.exp(-np.abs(F))
+    return s / (1.0 + s) ** 2
 
 
 def _softmax(F):
-    return np.exp(F - logsumexp(F, axis=1, keepdims=True))
+    """Row-wise softmax exp(F - max F), normalised.
+
+    Entry i carries a relative error of about |F_i - max F| ulps, what rounding the
+    inputs themselves would cause: exactly 1 at the largest entry. (exp(F - logsumexp F)
+    rounds logsumexp to the ulp of |F|, 1e-13 at |F| = 700, and carries that error into
+    every probability.)
+    """
+    E = np.exp(F - np.max(F, axis=1, keepdims=True))
+    return E / np.sum(E, axis=1, keepdims=True)
 
 
 #: How far the row sums of softmax cross-entropy targets may be from 1.
@@ -95,8 +114,7 @@ class SigmoidCrossEntropy(Loss):
         return np.sum(np.logaddexp(0.0, F) - Y * F) / np.shape(F)[0]
 
     def output_hessian_vp(self, F, Y, U):
-        p = _sigmoid(F)
-        return p * (1.0 - p) * U / np.shape(F)[0]
+        return _sigmoid_derivative(F) * U / np.shape(F)[0]
 
     def sample_targets(self, F, rng):
         return (rng.random(np.shape(F)) < _sigmoid(F)).astype(float)
@@ -122,8 +140,17 @@ class SoftmaxCrossEntropy(Loss):
         return np.sum(logsumexp(F, axis=1) - np.sum(Y * F, axis=1)) / np.shape(F)[0]
 
     def output_hessian_vp(self, F, Y, U):
+        """(diag(p) - p p^T) U per row, divided by n, without cancellation when one p is near 1.
+
+        The product p_i (U_i - p . U) is unchanged if a constant is subtracted from a row of
+        U. Subtracting U_m, m the row's most probable class, makes D_m = 0, so p . D sums only
+        the small probabilities, and entry m, -p_m (p . D), is as accurate as the others.
+        (Directly, U_m - p . U would cancel to the digits of 1 - p_m.)
+        """
         p = _softmax(F)
-        return (p * U - p * np.sum(p * U, axis=1, keepdims=True)) / np.shape(F)[0]
+        most_probable = np.eye(np.shape(F)[1])[np.argmax(F, axis=1)]
+        D = U - np.sum(most_probable * U, axis=1, keepdims=True)
+        return p * (D - np.sum(p * D, axis=1, keepdims=True)) / np.shape(F)[0]
 
     def sample_targets(self, F, rng):
         p = _softmax(F)

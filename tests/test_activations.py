@@ -1,11 +1,12 @@
 """Tests of mininn.activations: derivatives, the convention at the kink, stability, lookup."""
 
+import math
 import warnings
 
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from autograd import elementwise_grad, grad
+from autograd import elementwise_grad, grad, make_jvp
 from helpers import fd_derivative
 
 from mininn import activations
@@ -47,6 +48,46 @@ def test_second_derivative_of_smooth_activations_matches_finite_differences(name
     x = points_away_from_kinks(seed=2)
     d1 = elementwise_grad(f)
     np.testing.assert_allclose(second_derivative(f)(x), fd_derivative(d1, x), rtol=1e-5, atol=1e-7)
+
+
+def forward_over_reverse_second_derivative(f, x):
+    """f''(x) elementwise, as the forward-mode derivative of the reverse-mode derivative: the
+    composition that forward-over-reverse Hessian-vector products use."""
+    return make_jvp(elementwise_grad(f))(x)(np.ones_like(x))[1]
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_forward_mode_derivatives_match_reverse_mode(name):
+    f = ACTIVATIONS[name]
+    x = points_away_from_kinks(seed=5)
+    np.testing.assert_allclose(make_jvp(f)(x)(np.ones_like(x))[1], elementwise_grad(f)(x),
+                               rtol=1e-14, atol=1e-300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # autograd: "Output seems independent of input."
+        reverse = second_derivative(f)(x)
+        forward = forward_over_reverse_second_derivative(f, x)
+    np.testing.assert_allclose(forward, reverse, rtol=1e-11, atol=1e-300)
+
+
+def test_gelu_derivatives_match_closed_forms_in_both_modes():
+    # gelu' = Phi(x) + x phi(x), gelu'' = (2 - x^2) phi(x)
+    x = points_away_from_kinks(seed=6)
+    phi = np.exp(-x**2 / 2) / np.sqrt(2 * np.pi)
+    Phi = np.array([0.5 * math.erfc(-t / math.sqrt(2)) for t in x])
+    np.testing.assert_allclose(elementwise_grad(gelu)(x), Phi + x * phi, rtol=1e-13, atol=1e-300)
+    for d2 in (second_derivative(gelu)(x), forward_over_reverse_second_derivative(gelu, x)):
+        np.testing.assert_allclose(d2, (2 - x**2) * phi, rtol=1e-12, atol=1e-300)
+    ones = np.ones_like(x)
+    third = make_jvp(lambda t: make_jvp(elementwise_grad(gelu))(t)(ones)[1])(x)(ones)[1]
+    np.testing.assert_allclose(third, (x**3 - 4 * x) * phi, rtol=1e-11, atol=1e-300)
+
+
+def test_gelu_keeps_its_digits_in_the_negative_tail():
+    # 1 + erf(x / sqrt 2) cancels to 0 for x <= -8.4; x Phi(x) is a normal float down to x = -37
+    x = np.array([-5.0, -10.0, -20.0, -37.0])
+    expected = [0.5 * t * math.erfc(-t / math.sqrt(2)) for t in x]
+    np.testing.assert_allclose(gelu(x), expected, rtol=1e-13, atol=0)
+    assert np.all(gelu(x) < 0)
 
 
 @pytest.mark.parametrize("beta", [0.5, 3.0, 20.0])

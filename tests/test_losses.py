@@ -1,7 +1,9 @@
 """Tests of mininn.losses: values, gradients, output-space Hessians, stability, sampling."""
 
 import contextlib
+import decimal
 import warnings
+from decimal import Decimal
 
 import autograd.numpy as anp
 import numpy as np
@@ -20,6 +22,11 @@ from mininn.losses import (
 )
 
 NAMES = sorted(LOSSES)
+
+#: |F| at which the losses are checked against a high-precision reference: from the centre
+#: to beyond where exp(-|F|) underflows (745).
+SATURATION_LEVELS = [0, 5, 20, 30, 40, 100, 700, 800]
+SMALLEST_NORMAL = np.finfo(float).tiny
 
 
 def logits_and_targets(name, n=6, k=3, seed=0):
@@ -230,3 +237,130 @@ def test_base_loss_is_abstract():
         loss.output_hessian_vp(F, F, F)
     with pytest.raises(NotImplementedError):
         loss.sample_targets(F, np.random.default_rng(0))
+
+
+# ----------------------------------------------------------- saturated outputs, exactly
+
+
+def exact(x):
+    """A float (or float array) as Decimal (array of Decimals), without rounding."""
+    return np.vectorize(lambda value: Decimal(float(value)), otypes=[object])(x)
+
+
+def high_precision(digits):
+    """Decorator: evaluate a function of Decimal arrays with ``digits`` significant digits on
+    the exact values of float arguments, and return floats.
+
+    The Hessians need 1000 digits, to resolve 1 - p for p = sigmoid(800), which differs from
+    1 in the 348th; values and gradients are checked to absolute errors, for which 50 do.
+    """
+    def decorator(function):
+        def evaluate(*args):
+            with decimal.localcontext(prec=digits):
+                return np.vectorize(float, otypes=[float])(function(*[exact(a) for a in args]))
+        return evaluate
+    return decorator
+
+
+@high_precision(1000)
+def exact_sigmoid_hessian_vp(F, U):
+    e = np.vectorize(Decimal.exp, otypes=[object])(F)
+    return e / (1 + e) ** 2 * U / F.shape[0]
+
+
+@high_precision(1000)
+def exact_softmax_hessian(F):
+    """The (n, k, k) blocks diag(p) - p p^T, divided by n."""
+    e = np.vectorize(Decimal.exp, otypes=[object])(F)
+    p = e / e.sum(axis=1, keepdims=True)
+    return (np.einsum("ij,jk->ijk", p, np.eye(F.shape[1], dtype=int)) - np.einsum("ij,ik->ijk", p, p)) \
+        / F.shape[0]
+
+
+def assert_relative_error_where_normal(computed, true, rtol):
+    """Relative error <= rtol wherever the true value is a normal float; elsewhere (true value
+    below the normal range, or 0) an absolute error below the smallest normal float."""
+    assert np.all(np.isfinite(computed))
+    normal = np.abs(true) >= SMALLEST_NORMAL
+    np.testing.assert_allclose(computed[normal], true[normal], rtol=rtol, atol=0)
+    np.testing.assert_allclose(computed[~normal], true[~normal], rtol=0, atol=SMALLEST_NORMAL)
+
+
+def saturated_sigmoid_logits():
+    return np.array([[sign * level] for level in SATURATION_LEVELS for sign in (-1.0, 1.0)])
+
+
+def saturated_softmax_logits():
+    """Rows with one dominant class, two tied dominant classes and one unlikely class, at each level."""
+    rows = []
+    for a in SATURATION_LEVELS:
+        rows += [[a, 0.0, -a], [a, a, 0.0], [-a, 0.0, 0.0], [0.0, -a, 0.5 * a]]
+    return np.array(rows, dtype=float)
+
+
+def test_sigmoid_output_hessian_is_accurate_at_saturated_outputs():
+    F = saturated_sigmoid_logits()
+    U = np.random.default_rng(12).standard_normal(F.shape)
+    with strict():
+        product = sigmoid_cross_entropy.output_hessian_vp(F, np.zeros_like(F), U)
+    true = exact_sigmoid_hessian_vp(F, U)
+    assert np.min(np.abs(true[np.abs(F) == 700])) > SMALLEST_NORMAL  # e^-700 is a normal float
+    assert_relative_error_where_normal(product, true, rtol=1e-13)
+
+
+def test_softmax_output_hessian_is_accurate_at_saturated_outputs():
+    F = saturated_softmax_logits()
+    n, k = F.shape
+    true = exact_softmax_hessian(F)
+    with strict():
+        columns = [softmax_cross_entropy.output_hessian_vp(F, F, np.tile(e, (n, 1))) for e in np.eye(k)]
+    blocks = np.stack(columns, axis=2)  # blocks[i, :, c] = H_i e_c
+    assert_relative_error_where_normal(blocks, true, rtol=1e-13)
+    # A general direction: the error bound of a matrix-vector product, |H_i| |U_i| eps,
+    # entry by entry (not relative to the result, which may cancel for a given U).
+    U = np.random.default_rng(13).standard_normal(F.shape)
+    with strict():
+        product = softmax_cross_entropy.output_hessian_vp(F, F, U)
+    exact_product = np.einsum("ijk,ik->ij", true, U)
+    bound = np.einsum("ijk,ik->ij", np.abs(true), np.abs(U))
+    assert np.all(np.abs(product - exact_product) <= 1e-13 * bound + SMALLEST_NORMAL)
+
+
+@high_precision(50)
+def exact_sigmoid_loss_and_gradient(F, Y):
+    e = np.vectorize(Decimal.exp, otypes=[object])(F)
+    log_one_plus_e = np.vectorize(Decimal.ln, otypes=[object])(1 + e)
+    return np.stack([log_one_plus_e - Y * F, e / (1 + e) - Y])
+
+
+@high_precision(50)
+def exact_softmax_loss_and_gradient(F, Y):
+    e = np.vectorize(Decimal.exp, otypes=[object])(F)
+    total = e.sum(axis=1, keepdims=True)
+    log_total = np.vectorize(Decimal.ln, otypes=[object])(total)
+    return np.stack([np.broadcast_to(log_total, F.shape) - np.sum(Y * F, axis=1, keepdims=True),
+                     e / total - Y])
+
+
+@pytest.mark.parametrize("name", ["sigmoid_cross_entropy", "softmax_cross_entropy"])
+def test_cross_entropy_values_and_gradients_are_accurate_at_saturated_outputs(name):
+    """Per example: finite, without warnings, and off by at most a few ulps of the value and of
+    the largest |F|. (Not relatively accurate where tiny: a confidently right example's loss
+    and gradient, 4e-18 at F = 40, come out as 0, an error below the resolution of F.)"""
+    loss = get_loss(name)
+    if name == "sigmoid_cross_entropy":
+        F = np.repeat(saturated_sigmoid_logits(), 2, axis=0)
+        Y = np.tile([[0.0], [1.0]], (len(F) // 2, 1))
+        exact_value_and_gradient = exact_sigmoid_loss_and_gradient
+    else:
+        F = np.repeat(saturated_softmax_logits(), 3, axis=0)
+        Y = np.tile(np.eye(3), (len(F) // 3, 1))
+        exact_value_and_gradient = exact_softmax_loss_and_gradient
+    with strict():
+        values = np.array([loss(F[i:i + 1], Y[i:i + 1]) for i in range(len(F))])
+        gradients = np.concatenate([grad(loss, 0)(F[i:i + 1], Y[i:i + 1]) for i in range(len(F))])
+    true_values, true_gradients = exact_value_and_gradient(F, Y)
+    resolution = 2 * np.finfo(float).eps * (1 + np.max(np.abs(F), axis=1))
+    assert np.all(np.abs(values - true_values[:, 0]) <= resolution + 2 * np.finfo(float).eps * values)
+    assert np.all(np.abs(gradients - true_gradients) <= resolution[:, None])
+
