@@ -64,12 +64,13 @@ def _sigmoid_pair(z):
 
 
 def _relu(z):
-    return np.maximum(z, 0.0), z > 0, None
+    positive = z > 0
+    return np.maximum(z, 0.0, out=z), positive, None
 
 
 def _leaky_relu(z, slope=0.01):
-    positive = z > 0
-    return np.where(positive, z, slope * z), np.where(positive, 1.0, slope), None
+    slopes = np.where(z > 0, 1.0, slope)
+    return np.multiply(z, slopes, out=z), slopes, None
 
 
 def _softplus(z):
@@ -101,8 +102,9 @@ def _identity(z):
 
 
 #: For each activation function of mininn.activations: z -> (act(z), act'(z), act''(z)),
-#: with None for a derivative that is identically 1 (first) or 0 (second). relu'(0) = 0
-#: and leaky_relu'(0) = 0.01, as autograd differentiates mininn's definitions.
+#: with None for a derivative that is identically 1 (first) or 0 (second); z may be
+#: overwritten (relu and leaky_relu compute the value in place). relu'(0) = 0 and
+#: leaky_relu'(0) = 0.01, as autograd differentiates mininn's definitions.
 DERIVATIVES = {
     act.relu: _relu,
     act.leaky_relu: _leaky_relu,
@@ -129,7 +131,11 @@ def _softplus_value(F):
 
 
 def _logistic(F):
-    return 0.5 * (np.tanh(0.5 * F) + 1.0)  # as mininn.losses computes it
+    """0.5 (tanh(F / 2) + 1), as mininn.losses computes it (in place on one new array)."""
+    p = np.tanh(0.5 * F)
+    p += 1.0
+    p *= 0.5
+    return p
 
 
 def _softmax_and_logsumexp(F):
@@ -158,7 +164,10 @@ def _sigmoid_ce_value(F, Y):
 
 
 def _sigmoid_ce_gradient(F, Y):
-    return (_logistic(F) - Y) / len(F)
+    gradient = _logistic(F)
+    gradient -= Y
+    gradient *= 1.0 / len(F)
+    return gradient
 
 
 def _sigmoid_ce_hessian(F, Y):
@@ -223,16 +232,18 @@ def loss_derivatives(loss):
 class Trace:
     """One forward pass of an MLP at theta on inputs X, layer l = 0, 1, ..., L - 1.
 
+    The pre-activations ``z_l = h_l W_l + b_l`` are not kept: no pass needs them once
+    the activation's derivatives are known (``model.forward_trace`` gives them).
+
     Attributes
     ----------
     model : MLP
     theta : ndarray of shape (N,)
+        Not copied: do not change it in place while the trace is in use.
     weights : list of (W_l, b_l)
         Views of theta, shapes (fan_in, fan_out) and (fan_out,).
     inputs : list of ndarray
         ``h_l`` of shape (n, fan_in); ``h_0 = X``, ``h_{l+1} = act(z_l)``.
-    preactivations : list of ndarray
-        ``z_l = h_l W_l + b_l``, shape (n, fan_out).
     slopes : list of ndarray or None
         ``act'(z_l)`` (a boolean mask for relu); None where it is 1 everywhere.
     curvatures : list of ndarray or None
@@ -245,7 +256,6 @@ class Trace:
     theta: np.ndarray
     weights: list
     inputs: list
-    preactivations: list
     slopes: list
     curvatures: list
     outputs: np.ndarray
@@ -269,17 +279,16 @@ def forward(model, theta, X):
     theta = np.ascontiguousarray(theta, dtype=float)
     weights = model.layout.unflatten(theta)
     h = np.ascontiguousarray(X, dtype=float)
-    inputs, preactivations, slopes, curvatures = [], [], [], []
+    inputs, slopes, curvatures = [], [], []
     for index, (W, b) in enumerate(weights):
         inputs.append(h)
         z = h @ W
         z += b
         activation = model.output if index == len(weights) - 1 else model.activation
         h, slope, curvature = DERIVATIVES[activation](z)
-        preactivations.append(z)
         slopes.append(slope)
         curvatures.append(curvature)
-    return Trace(model, theta, weights, inputs, preactivations, slopes, curvatures, h)
+    return Trace(model, theta, weights, inputs, slopes, curvatures, h)
 
 
 # -- passes over a trace ---------------------------------------------------------------------------
@@ -304,29 +313,48 @@ def _add_matmul(out, a, b):
     return out
 
 
-def _backpropagated_errors(trace, output_cotangent):
+def _layer_arrays(trace):
+    """One uninitialised (n, fan_out) array per layer: the work space an operator reuses
+    on every call (allocating fresh arrays of this size costs page faults each time)."""
+    n = len(trace.outputs)
+    return [np.empty((n, layer.fan_out)) for layer in trace.model.layout]
+
+
+def _backpropagated_errors(trace, output_cotangent, work=None):
     """Yield ``(l, g_l, delta_l)`` from the top layer down: ``g_{L-1}`` = output_cotangent,
-    ``delta_l = act'(z_l) * g_l``, ``g_{l-1} = delta_l W_l^T`` (shapes (n, fan_out))."""
+    ``delta_l = act'(z_l) * g_l``, ``g_{l-1} = delta_l W_l^T`` (shapes (n, fan_out)).
+
+    Where the activation does not curve, g_l is not needed by any product and delta_l
+    overwrites it (output_cotangent included). ``g_{l-1}`` is written into ``work[l - 1]``
+    when work arrays (:func:`_layer_arrays`) are given.
+    """
     g = output_cotangent
     for index in reversed(range(trace.num_layers)):
         slope = trace.slopes[index]
-        delta = g if slope is None else g * slope
+        if slope is None:
+            delta = g
+        elif trace.curvatures[index] is None:
+            delta = np.multiply(g, slope, out=g)
+        else:
+            delta = g * slope
         yield index, g, delta
         if index:
-            g = delta @ trace.weights[index][0].T
+            g = np.matmul(delta, trace.weights[index][0].T, out=None if work is None else work[index - 1])
 
 
-def _pull_back(trace, output_cotangent, out):
-    """``J^T U`` written into ``out`` (shape (N,)): one backward pass; U = output_cotangent, (n, k)."""
-    for index, _, delta in _backpropagated_errors(trace, output_cotangent):
+def _pull_back(trace, output_cotangent, out, work=None):
+    """``J^T U`` written into ``out`` (shape (N,)): one backward pass; U = output_cotangent, (n, k),
+    which may be overwritten."""
+    for index, _, delta in _backpropagated_errors(trace, output_cotangent, work):
         layer = trace.model.layout.layers[index]
         np.matmul(trace.inputs[index].T, delta, out=out[layer.weight].reshape(layer.weight_shape))
         np.sum(delta, axis=0, out=out[layer.bias])
     return out
 
 
-def _push_forward(trace, directions, keep_preactivations):
-    """The forward R-pass along v (given as per-layer (V_l, c_l)).
+def _push_forward(trace, directions, keep_preactivations, work):
+    """The forward R-pass along v (given as per-layer (V_l, c_l)), ``R{z_l}`` written into
+    the work arrays ``work[l]``.
 
     Returns ``input_tangents`` (``R{h_l}``, None for l = 0), ``preactivation_tangents``
     (``R{z_l}``, kept only where the activation curves and ``keep_preactivations``, else
@@ -335,7 +363,7 @@ def _push_forward(trace, directions, keep_preactivations):
     input_tangents, preactivation_tangents = [None], []
     tangent = None
     for index, ((W, _), (V, c)) in enumerate(zip(trace.weights, directions)):
-        Rz = trace.inputs[index] @ V
+        Rz = np.matmul(trace.inputs[index], V, out=work[index])
         if tangent is not None:
             _add_matmul(Rz, tangent, W)
         Rz += c
@@ -387,10 +415,12 @@ def gauss_newton_operator(trace, loss, Y, l2=0.0):
     """
     output_hessian = loss_derivatives(loss).hessian(trace.outputs, Y)
     layout = trace.model.layout
+    forward_work, backward_work = _layer_arrays(trace), _layer_arrays(trace)
 
     def product(v):
-        _, _, output_tangent = _push_forward(trace, layout.unflatten(v), keep_preactivations=False)
-        out = _pull_back(trace, output_hessian(output_tangent), np.empty(layout.num_params))
+        _, _, output_tangent = _push_forward(trace, layout.unflatten(v), False, forward_work)
+        out = np.empty(layout.num_params)
+        _pull_back(trace, output_hessian(output_tangent), out, backward_work)
         return _add_l2(out, l2, v)
 
     return product
@@ -420,16 +450,17 @@ def hessian_vector_operator(trace, loss, Y, l2=0.0):
         if index == 1 and trace.curvatures[0] is None:
             break  # no term of H v needs the first layer's delta
     layout = trace.model.layout
+    forward_work, backward_work = _layer_arrays(trace), _layer_arrays(trace)
 
     def product(v):
         directions = layout.unflatten(v)
         input_tangents, preactivation_tangents, output_tangent = _push_forward(
-            trace, directions, keep_preactivations=True)
+            trace, directions, True, forward_work)
         out = np.empty(layout.num_params)
         Rg = output_hessian(output_tangent)  # R{g_l}, from the top layer down
         for index in reversed(range(trace.num_layers)):
             layer, slope = layout.layers[index], trace.slopes[index]
-            Rdelta = Rg if slope is None else Rg * slope
+            Rdelta = Rg if slope is None else np.multiply(Rg, slope, out=Rg)
             if bends[index] is not None:
                 Rdelta += bends[index] * preactivation_tangents[index]
             weight_block = out[layer.weight].reshape(layer.weight_shape)
@@ -437,7 +468,8 @@ def hessian_vector_operator(trace, loss, Y, l2=0.0):
             np.sum(Rdelta, axis=0, out=out[layer.bias])
             if index:
                 _add_matmul(weight_block, input_tangents[index].T, deltas[index])
-                Rg = _add_matmul(Rdelta @ trace.weights[index][0].T, deltas[index], directions[index][0].T)
+                Rg = np.matmul(Rdelta, trace.weights[index][0].T, out=backward_work[index - 1])
+                _add_matmul(Rg, deltas[index], directions[index][0].T)
         return _add_l2(out, l2, v)
 
     return product

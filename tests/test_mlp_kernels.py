@@ -111,8 +111,9 @@ def test_relu_derivative_is_zero_at_zero_as_in_mininn():
     problem.X[0] = 0.0
     for layer in problem.model.layout:
         theta[layer.bias] = 0.0
+    assert np.all(problem.model.forward_trace(theta, problem.X)[1][0][0] == 0)
     trace = kernels.forward(problem.model, theta, problem.X)
-    assert np.all(trace.preactivations[0][0] == 0) and not np.any(trace.slopes[0][0])
+    assert not np.any(trace.slopes[0][0])
     gradient = kernels.gradient(trace, problem.loss, problem.Y)
     assert relative(gradient, problem.grad(theta)) < TOLERANCE
     hvp = kernels.hessian_vector_product(trace, problem.loss, problem.Y, v)
@@ -127,7 +128,7 @@ def test_activation_derivatives_match_autograd_and_finite_differences(name):
     f = ACTIVATIONS[name]
     z = np.random.default_rng(5).normal(scale=3.0, size=200)
     z = np.where(np.abs(z) < 1e-2, 0.5, z)  # keep the central differences off the kink
-    value, slope, curvature = kernels.DERIVATIVES[f](z)
+    value, slope, curvature = kernels.DERIVATIVES[f](z.copy())
     slope = np.ones_like(z) if slope is None else slope
     curvature = np.zeros_like(z) if curvature is None else curvature
     np.testing.assert_allclose(value, f(z), rtol=1e-14, atol=1e-300)
@@ -183,15 +184,16 @@ def test_a_loss_outside_mininn_uses_autograd_and_its_own_output_hessian():
 def test_operators_return_new_arrays_and_leave_the_trace_unchanged():
     problem, theta, v = small_problem("softplus", "softmax_cross_entropy", 0.1, seed=8)
     trace = kernels.forward(problem.model, theta, problem.X)
-    stored = [array.copy() for array in trace.inputs + trace.preactivations + [trace.outputs]]
+    arrays = [a for a in trace.inputs + trace.slopes + trace.curvatures + [trace.outputs] if a is not None]
+    stored = [array.copy() for array in arrays]
     for build in (kernels.hessian_vector_operator, kernels.gauss_newton_operator):
         operator = build(trace, problem.loss, problem.Y, problem.l2)
         first = operator(v)
         kept = first.copy()
         second = operator(v)
         assert second is not first and np.array_equal(first, kept) and np.array_equal(first, second)
-    after = trace.inputs + trace.preactivations + [trace.outputs]
-    assert all(np.array_equal(a, b) for a, b in zip(stored, after))
+    assert len(arrays) == 8  # 3 inputs, 2 slopes, 2 curvatures (hidden layers), the outputs
+    assert all(map(np.array_equal, stored, arrays))
     np.testing.assert_allclose(trace.outputs, problem.outputs(theta), rtol=1e-14)
 
 
@@ -223,3 +225,26 @@ def test_bad_shapes_raise_shape_error():
     for build in (kernels.hessian_vector_operator, kernels.gauss_newton_operator):
         with pytest.raises(ShapeError):
             build(trace, problem.loss, problem.Y)(v[:-1])
+
+
+def test_the_jax_peer_of_the_benchmark_computes_the_same_products():
+    pytest.importorskip("jax")
+    from benchmarks import jax_peer
+    from benchmarks.curvature import autoencoder_problem, fast_products
+
+    assert jax_peer.load() is not None
+    problem, theta = autoencoder_problem(8, sizes=[16, 6, 3, 6, 16])
+    v = np.random.default_rng(10).normal(size=problem.num_params)
+    peer = jax_peer.JaxProducts(problem)
+    trace = kernels.forward(problem.model, theta, problem.X)
+    expected = {
+        "grad": kernels.gradient(trace, problem.loss, problem.Y),
+        "hvp": kernels.hessian_vector_product(trace, problem.loss, problem.Y, v),
+        "ggn": kernels.gauss_newton_vector_product(trace, problem.loss, problem.Y, v),
+    }
+    assert relative(peer.gradient(theta), expected["grad"]) < TOLERANCE
+    assert relative(peer.hvp(theta, v), expected["hvp"]) < TOLERANCE
+    assert relative(peer.hvp_apply(peer.hvp_build(theta), v), expected["hvp"]) < TOLERANCE
+    assert relative(peer.ggn(theta, v), expected["ggn"]) < TOLERANCE
+    assert relative(peer.ggn_apply(peer.ggn_build(theta), v), expected["ggn"]) < TOLERANCE
+    assert set(peer.timed(theta, v)) == set(fast_products(problem, theta, v)) - {"forward"}
