@@ -91,29 +91,32 @@ def fast_products(problem, theta, v):
     }
 
 
-def alternating_medians(functions, repeats, warmup=1):
-    """Median wall time of each function, calling all of them in turn in every repetition, so
-    that a change of the machine's load hits every function alike."""
+def alternating_medians(functions, repeats, warmup=1, clock=time.perf_counter):
+    """Median time of each function, calling all of them in turn in every repetition, so that a
+    change of the machine's load hits every function alike. ``clock`` is wall time by default;
+    ``time.process_time`` (CPU time of the process) is steadier on a shared machine when
+    everything runs on one thread."""
     for _ in range(warmup):
         for function in functions.values():
             function()
     times = {name: [] for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
-            start = time.perf_counter()
+            start = clock()
             function()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: float(np.median(seconds)) for name, seconds in times.items()}
 
 
-def product_ratios(problem, theta, repeats, peer=None, seed=0):
-    """One row of the results table: each path's gradient seconds and its products' time ratios."""
+def product_ratios(problem, theta, repeats, peer=None, seed=0, clock=time.perf_counter):
+    """One row of the results table: each path's gradient seconds and its products' time ratios
+    (``peer``: JaxProducts or None; ``clock``: as in :func:`alternating_medians`)."""
     v = np.random.default_rng(seed).normal(size=problem.num_params)
     functions = {f"autograd_{name}": f for name, f in autograd_products(problem, theta, v).items()}
     functions.update({f"fast_{name}": f for name, f in fast_products(problem, theta, v).items()})
     if peer is not None:
         functions.update({f"jax_{name}": f for name, f in peer(problem).timed(theta, v).items()})
-    seconds = alternating_medians(functions, repeats)
+    seconds = alternating_medians(functions, repeats, clock=clock)
     grad_s, fast_s = seconds["autograd_grad"], seconds["fast_grad"]
     row = {"grad_s": grad_s}
     row.update({name: seconds[f"autograd_{name}"] / grad_s

@@ -81,12 +81,16 @@ class JaxProducts:
         loss_value, loss_hessian = _loss(problem.loss.name)
         layers = model.layout.layers
         X, Y, l2 = jnp.asarray(problem.X), jnp.asarray(problem.Y), problem.l2
+        # theta is cut with split, whose transpose is a concatenation: slicing it instead makes
+        # XLA pad every layer's gradient to length N and add them up (2.6x slower at batch 100)
+        cuts = [end for layer in layers for end in (layer.weight.stop, layer.bias.stop)][:-1]
 
         def forward(theta):
+            parts = jnp.split(theta, cuts)
             h = X
             for layer in layers:
-                W = theta[layer.weight].reshape(layer.weight_shape)
-                z = h @ W + theta[layer.bias]
+                W, b = parts[2 * layer.index].reshape(layer.weight_shape), parts[2 * layer.index + 1]
+                z = h @ W + b
                 h = output(z) if layer.index == len(layers) - 1 else hidden(z)
             return h
 

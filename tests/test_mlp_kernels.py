@@ -225,6 +225,11 @@ def test_bad_shapes_raise_shape_error():
     for build in (kernels.hessian_vector_operator, kernels.gauss_newton_operator):
         with pytest.raises(ShapeError):
             build(trace, problem.loss, problem.Y)(v[:-1])
+    for wrong_targets in (problem.Y[:, 0], problem.Y[1:], problem.Y[:, :1]):  # would broadcast
+        for function in (kernels.value, kernels.gradient, kernels.hessian_vector_operator,
+                         kernels.gauss_newton_operator):
+            with pytest.raises(ShapeError, match="Y has shape"):
+                function(trace, problem.loss, wrong_targets)
 
 
 def test_the_jax_peer_of_the_benchmark_computes_the_same_products():
