@@ -28,11 +28,12 @@ Cost, counted in matrix products of one layer's size (which dominate for wide la
 the first layer needs none with its input's tangent, which is 0): a gradient is 3 per
 layer (forward ``h W``, backward ``h^T delta`` and ``delta W^T``); a cached Gauss-Newton
 product 4 (``h V``, ``R{h} W``, and the two backward ones), 4/3 of a gradient; a cached
-Hessian product 6, twice a gradient. So on dense layers no implementation can bring a
-cached Gauss-Newton product under a gradient's time, and the measured ratios sit at
-these counts (on the 842,340-parameter autoencoder of ``python -m benchmarks curvature``,
-one thread, CPU time: cached G v 1.21-1.22 gradients, cached H v 1.65, where the
-matrix products alone take 1.19-1.21 and 1.66-1.68).
+Hessian product 6, twice a gradient. A cached Gauss-Newton product therefore takes
+longer than an equally efficient gradient, and the measured ratios sit at these counts:
+on the 842,340-parameter autoencoder of ``python -m benchmarks curvature`` (batch 100
+and 1000, one thread, CPU time) a cached G v took 1.21-1.22 gradients and a cached H v
+1.65-1.66, while their matrix products alone took 1.19-1.21 and 1.66-1.68 times the
+gradient's.
 
 Conventions are those of :class:`~mininn.problem.Problem`: theta is flat, of shape (N,),
 ``W_1`` (row-major), ``b_1``, ``W_2``, ...; the objective is ``loss(F, Y) + l2/2 |theta|^2``
