@@ -84,9 +84,14 @@ def _leaky_relu(z, slope=0.01):
     return np.multiply(z, slopes, out=z), slopes, None
 
 
+def _softplus_value(z):
+    """log(1 + e^z), overflow-free."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
 def _softplus(z):
     s, s_neg = _sigmoid_pair(z)
-    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))), s, s * s_neg
+    return _softplus_value(z), s, s * s_neg
 
 
 def _gelu(z):
@@ -135,10 +140,6 @@ def is_supported(model):
 
 
 # -- losses: value, output gradient, output Hessian ---------------------------------------------
-
-
-def _softplus_value(F):
-    return np.maximum(F, 0.0) + np.log1p(np.exp(-np.abs(F)))
 
 
 def _logistic(F):
@@ -239,7 +240,7 @@ def loss_derivatives(loss):
 # -- the forward pass ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Trace:
     """One forward pass of an MLP at theta on inputs X, layer l = 0, 1, ..., L - 1.
 
