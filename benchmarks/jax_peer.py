@@ -75,6 +75,9 @@ class JaxProducts:
     """
 
     def __init__(self, problem):
+        if "jax" not in _JAX:
+            raise RuntimeError("JAX is not loaded: call benchmarks.jax_peer.load() first (it returns None "
+                               "when JAX is not installed)")
         jax, jnp = _JAX["jax"], _JAX["jnp"]
         model = problem.model
         hidden, output = _activation(model.activation_name), _activation(model.output_name)
