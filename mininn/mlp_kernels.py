@@ -1,0 +1,510 @@
+"""Gradients and curvature products of an MLP in plain numpy, from one stored forward pass.
+
+The generic path (:mod:`mininn.curvature`) differentiates any model with autograd, and
+each call traces the whole computation again. For an :class:`~mininn.nn.MLP` this module
+writes the passes out by hand (the algebra of chapter 5's R-pass):
+
+- :func:`forward` runs the network once and keeps what every later pass needs: each
+  layer's input ``h_l`` and the activation's first and second derivatives at
+  ``z_l = h_l W_l + b_l`` (None where they are 1 and 0: identity layers, and the second
+  derivative of relu and leaky_relu).
+- The gradient is one backward pass over the stored trace.
+- The Gauss-Newton product ``J^T H_L J v`` is one forward R-pass (``J v``, forward mode,
+  on the stored activations), the loss's output Hessian, and one backward pass
+  (Schraudolph 2002).
+- The Hessian-vector product is Pearlmutter's (1994) R-backprop: the Gauss-Newton passes
+  plus the terms of the backpropagated gradient ``delta_l``: ``R{h_l}^T delta_l`` in each
+  weight block, ``delta_l V_l^T`` in the backward R-pass, and, for curved activations,
+  ``act''(z_l) * R{z_l} * g_l``. For piecewise-linear activations that last term is zero
+  and is skipped.
+
+The operators (:func:`gauss_newton_operator`, :func:`hessian_vector_operator`) do the
+work that does not depend on v once (the loss's output Hessian, and for the Hessian the
+backpropagated gradient) and reuse their work arrays, so that each product inside a
+conjugate-gradient solve costs one forward R-pass and one backward pass. The plain
+products build an operator and apply it once.
+
+Cost, counted in matrix products of one layer's size (which dominate for wide layers;
+the first layer needs none with its input's tangent, which is 0): a gradient is 3 per
+layer (forward ``h W``, backward ``h^T delta`` and ``delta W^T``); a cached Gauss-Newton
+product 4 (``h V``, ``R{h} W``, and the two backward ones), 4/3 of a gradient; a cached
+Hessian product 6, twice a gradient. A cached Gauss-Newton product therefore takes
+longer than an equally efficient gradient, and the measured ratios sit at these counts:
+on the 842,340-parameter autoencoder of ``python -m benchmarks curvature`` (batch 100
+and 1000, one thread, CPU time) a cached G v took 1.21-1.22 gradients and a cached H v
+1.65-1.66, while their matrix products alone took 1.19-1.21 and 1.66-1.68 times the
+gradient's.
+
+Conventions are those of :class:`~mininn.problem.Problem`: theta is flat, of shape (N,),
+``W_1`` (row-major), ``b_1``, ``W_2``, ...; the objective is ``loss(F, Y) + l2/2 |theta|^2``
+with the loss a mean over the n examples. Only the activations of
+:data:`mininn.activations.ACTIVATIONS` are supported (hidden and output layer): for any
+other callable, or a model that is not an MLP, :func:`forward` raises
+:class:`UnsupportedModelError` and callers use the generic path (check first with
+:func:`is_supported`). Losses other than the three of :mod:`mininn.losses` work too: their
+output gradient comes from autograd and their output Hessian from
+``loss.output_hessian_vp``. Inputs are not checked for NaN (``Problem`` does that).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from autograd import grad
+from scipy.linalg.blas import dgemm
+from scipy.special import erf
+
+from . import activations as act
+from .errors import MininnError, ShapeError
+from .losses import MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy
+from .nn import MLP
+
+
+class UnsupportedModelError(MininnError, TypeError):
+    """The fast path handles MLPs with the activations of mininn.activations only."""
+
+
+# -- activations: value, first and second derivative ------------------------------------------
+
+
+def _sigmoid_pair(z):
+    """sigmoid(z) and sigmoid(-z) = 1 - sigmoid(z), both accurate in relative terms, overflow-free."""
+    e = np.exp(-np.abs(z))
+    r = 1.0 / (1.0 + e)
+    positive = z >= 0
+    return np.where(positive, r, e * r), np.where(positive, e * r, r)
+
+
+def _relu(z):
+    positive = z > 0
+    return np.maximum(z, 0.0, out=z), positive, None
+
+
+def _leaky_relu(z, slope=0.01):
+    slopes = np.where(z > 0, 1.0, slope)
+    return np.multiply(z, slopes, out=z), slopes, None
+
+
+def _softplus_value(z):
+    """log(1 + e^z), overflow-free."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _softplus(z):
+    s, s_neg = _sigmoid_pair(z)
+    return _softplus_value(z), s, s * s_neg
+
+
+def _gelu(z):
+    cdf = 0.5 * (1.0 + erf(z / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+    return z * cdf, cdf + z * pdf, pdf * (2.0 - z * z)
+
+
+def _tanh(z):
+    t = np.tanh(z)
+    e = np.exp(-2.0 * np.abs(z))
+    sech2 = 4.0 * e / (1.0 + e) ** 2  # 1 - tanh^2 without cancellation
+    return t, sech2, -2.0 * t * sech2
+
+
+def _sigmoid(z):
+    s, s_neg = _sigmoid_pair(z)
+    slope = s * s_neg
+    return s, slope, slope * (s_neg - s)
+
+
+def _identity(z):
+    return z, None, None
+
+
+#: For each activation function of mininn.activations: z -> (act(z), act'(z), act''(z)),
+#: with None for a derivative that is identically 1 (first) or 0 (second); z may be
+#: overwritten (relu and leaky_relu compute the value in place). relu'(0) = 0 and
+#: leaky_relu'(0) = 0.01, as autograd differentiates mininn's definitions.
+DERIVATIVES = {
+    act.relu: _relu,
+    act.leaky_relu: _leaky_relu,
+    act.softplus: _softplus,
+    act.gelu: _gelu,
+    act.tanh: _tanh,
+    act.sigmoid: _sigmoid,
+    act.identity: _identity,
+}
+
+
+def is_supported(model):
+    """True when ``model`` is an MLP (forward pass not overridden) whose activations are all known."""
+    return (isinstance(model, MLP) and type(model).forward is MLP.forward
+            and type(model).forward_trace is MLP.forward_trace
+            and model.activation in DERIVATIVES and model.output in DERIVATIVES)
+
+
+# -- losses: value, output gradient, output Hessian ---------------------------------------------
+
+
+def _logistic(F):
+    """0.5 (tanh(F / 2) + 1), as mininn.losses computes it (in place on one new array)."""
+    p = np.tanh(0.5 * F)
+    p += 1.0
+    p *= 0.5
+    return p
+
+
+def _softmax_and_logsumexp(F):
+    top = np.max(F, axis=1, keepdims=True)
+    e = np.exp(F - top)
+    total = np.sum(e, axis=1, keepdims=True)
+    return e / total, (top + np.log(total))[:, 0]
+
+
+def _mse_value(F, Y):
+    residual = F - Y
+    return np.vdot(residual, residual) / len(F)
+
+
+def _mse_gradient(F, Y):
+    return (2.0 / len(F)) * (F - Y)
+
+
+def _mse_hessian(F, Y):
+    scale = 2.0 / len(F)
+    return lambda U: scale * U
+
+
+def _sigmoid_ce_value(F, Y):
+    return (np.sum(_softplus_value(F)) - np.vdot(Y, F)) / len(F)
+
+
+def _sigmoid_ce_gradient(F, Y):
+    gradient = _logistic(F)
+    gradient -= Y
+    gradient *= 1.0 / len(F)
+    return gradient
+
+
+def _sigmoid_ce_hessian(F, Y):
+    p = _logistic(F)
+    weights = p * (1.0 - p) / len(F)
+    return lambda U: weights * U
+
+
+def _softmax_ce_value(F, Y):
+    return (np.sum(_softmax_and_logsumexp(F)[1]) - np.vdot(Y, F)) / len(F)
+
+
+def _softmax_ce_gradient(F, Y):
+    return (_softmax_and_logsumexp(F)[0] - Y) / len(F)
+
+
+def _softmax_ce_hessian(F, Y):
+    p = _softmax_and_logsumexp(F)[0]
+    p_over_n = p / len(F)
+
+    def product(U):
+        weighted = p_over_n * U
+        return weighted - p * np.sum(weighted, axis=1, keepdims=True)
+
+    return product
+
+
+@dataclass(frozen=True)
+class LossDerivatives:
+    """A loss's value ``(F, Y) -> float``, output gradient ``(F, Y) -> dL/dF`` of shape (n, k),
+    and output Hessian ``(F, Y) -> (U -> H_L U)`` (work that does not depend on U done once)."""
+
+    value: object
+    gradient: object
+    hessian: object
+
+
+LOSS_DERIVATIVES = {
+    MeanSquaredError: LossDerivatives(_mse_value, _mse_gradient, _mse_hessian),
+    SigmoidCrossEntropy: LossDerivatives(_sigmoid_ce_value, _sigmoid_ce_gradient, _sigmoid_ce_hessian),
+    SoftmaxCrossEntropy: LossDerivatives(_softmax_ce_value, _softmax_ce_gradient, _softmax_ce_hessian),
+}
+
+
+def loss_derivatives(loss):
+    """The analytic derivatives of a loss of mininn.losses; for any other Loss, autograd's
+    gradient of ``loss.value`` and the loss's own ``output_hessian_vp``."""
+    known = LOSS_DERIVATIVES.get(type(loss))
+    if known is not None:
+        return known
+    return LossDerivatives(
+        lambda F, Y: float(loss.value(F, Y)),
+        lambda F, Y: grad(loss.value)(F, Y),
+        lambda F, Y: lambda U: loss.output_hessian_vp(F, Y, U),
+    )
+
+
+# -- the forward pass ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """One forward pass of an MLP at theta on inputs X, layer l = 0, 1, ..., L - 1.
+
+    The pre-activations ``z_l = h_l W_l + b_l`` are not kept: no pass needs them once
+    the activation's derivatives are known (``model.forward_trace`` gives them).
+
+    Attributes
+    ----------
+    model : MLP
+    theta : ndarray of shape (N,)
+        Not copied: do not change it in place while the trace is in use.
+    weights : list of (W_l, b_l)
+        Views of theta, shapes (fan_in, fan_out) and (fan_out,).
+    inputs : list of ndarray
+        ``h_l`` of shape (n, fan_in); ``h_0 = X``, ``h_{l+1} = act(z_l)``.
+    slopes : list of ndarray or None
+        ``act'(z_l)`` (a boolean mask for relu); None where it is 1 everywhere.
+    curvatures : list of ndarray or None
+        ``act''(z_l)``; None where it is 0 everywhere (identity, relu, leaky_relu).
+    outputs : ndarray of shape (n, k)
+        ``F``: the output activation of ``z_{L-1}``.
+    """
+
+    model: MLP
+    theta: np.ndarray
+    weights: list
+    inputs: list
+    slopes: list
+    curvatures: list
+    outputs: np.ndarray
+
+    @property
+    def num_layers(self):
+        return len(self.weights)
+
+
+def forward(model, theta, X):
+    """Run ``model`` at theta on X of shape (n, d_in) and keep what the other passes need.
+
+    Raises UnsupportedModelError unless :func:`is_supported` (callers then use the
+    generic autograd path), ShapeError for a theta or X of the wrong shape.
+    """
+    if not is_supported(model):
+        raise UnsupportedModelError(
+            f"the fast MLP path needs an MLP with activations from mininn.activations.ACTIVATIONS, "
+            f"got {model!r}; use the generic autograd products of mininn.curvature for this model")
+    model.check_inputs(X)
+    theta = np.ascontiguousarray(theta, dtype=float)
+    weights = model.layout.unflatten(theta)
+    h = np.ascontiguousarray(X, dtype=float)
+    inputs, slopes, curvatures = [], [], []
+    for index, (W, b) in enumerate(weights):
+        inputs.append(h)
+        z = h @ W
+        z += b
+        activation = model.output if index == len(weights) - 1 else model.activation
+        h, slope, curvature = DERIVATIVES[activation](z)
+        slopes.append(slope)
+        curvatures.append(curvature)
+    return Trace(model, theta, weights, inputs, slopes, curvatures, h)
+
+
+# -- passes over a trace ---------------------------------------------------------------------------
+
+
+def _fortran_operand(x):
+    """(array, transpose flag) for BLAS such that op(array) is x: x itself when it is
+    Fortran-ordered, else x.T (Fortran-ordered when x is C-ordered) with the flag set."""
+    return (x, 0) if x.flags.f_contiguous else (x.T, 1)
+
+
+def _add_matmul(out, a, b):
+    """``out += a @ b`` in place, by BLAS dgemm with beta = 1 (no temporary).
+
+    ``out`` must be C-contiguous; ``a`` and ``b`` C- or Fortran-ordered (e.g. a transposed
+    view). Computed as the Fortran-ordered ``out.T += b.T @ a.T``.
+    """
+    first, transpose_first = _fortran_operand(b.T)
+    second, transpose_second = _fortran_operand(a.T)
+    dgemm(1.0, first, second, beta=1.0, c=out.T, trans_a=transpose_first, trans_b=transpose_second,
+          overwrite_c=1)
+    return out
+
+
+def _layer_arrays(trace):
+    """One uninitialised (n, fan_out) array per layer: the work space an operator reuses
+    on every call (allocating fresh arrays of this size costs page faults each time)."""
+    n = len(trace.outputs)
+    return [np.empty((n, layer.fan_out)) for layer in trace.model.layout]
+
+
+def _backpropagated_errors(trace, output_cotangent, work=None):
+    """Yield ``(l, g_l, delta_l)`` from the top layer down: ``g_{L-1}`` = output_cotangent,
+    ``delta_l = act'(z_l) * g_l``, ``g_{l-1} = delta_l W_l^T`` (shapes (n, fan_out)).
+
+    Where the activation does not curve, g_l is not needed by any product and delta_l
+    overwrites it (output_cotangent included). ``g_{l-1}`` is written into ``work[l - 1]``
+    when work arrays (:func:`_layer_arrays`) are given.
+    """
+    g = output_cotangent
+    for index in reversed(range(trace.num_layers)):
+        slope = trace.slopes[index]
+        if slope is None:
+            delta = g
+        elif trace.curvatures[index] is None:
+            delta = np.multiply(g, slope, out=g)
+        else:
+            delta = g * slope
+        yield index, g, delta
+        if index:
+            g = np.matmul(delta, trace.weights[index][0].T, out=None if work is None else work[index - 1])
+
+
+def _pull_back(trace, output_cotangent, out, work=None):
+    """``J^T U`` written into ``out`` (shape (N,)): one backward pass; U = output_cotangent, (n, k),
+    which may be overwritten."""
+    for index, _, delta in _backpropagated_errors(trace, output_cotangent, work):
+        layer = trace.model.layout.layers[index]
+        np.matmul(trace.inputs[index].T, delta, out=out[layer.weight].reshape(layer.weight_shape))
+        np.sum(delta, axis=0, out=out[layer.bias])
+    return out
+
+
+def _push_forward(trace, directions, keep_preactivations, work):
+    """The forward R-pass along v (given as per-layer (V_l, c_l)), ``R{z_l}`` written into
+    the work arrays ``work[l]``.
+
+    Returns ``input_tangents`` (``R{h_l}``, None for l = 0), ``preactivation_tangents``
+    (``R{z_l}``, kept only where the activation curves and ``keep_preactivations``, else
+    None) and ``R{F} = J v`` of shape (n, k).
+    """
+    input_tangents, preactivation_tangents = [None], []
+    tangent = None
+    for index, ((W, _), (V, c)) in enumerate(zip(trace.weights, directions)):
+        Rz = np.matmul(trace.inputs[index], V, out=work[index])
+        if tangent is not None:
+            _add_matmul(Rz, tangent, W)
+        Rz += c
+        slope = trace.slopes[index]
+        keep = keep_preactivations and trace.curvatures[index] is not None
+        preactivation_tangents.append(Rz if keep else None)
+        if slope is None:
+            tangent = Rz
+        elif keep:
+            tangent = Rz * slope
+        else:
+            tangent = np.multiply(Rz, slope, out=Rz)
+        input_tangents.append(tangent)
+    return input_tangents[:-1], preactivation_tangents, tangent
+
+
+def _checked_targets(trace, Y):
+    """Y as a float array, or ShapeError unless it has the outputs' shape (n, k)."""
+    Y = np.asarray(Y, dtype=float)
+    if Y.shape != trace.outputs.shape:
+        raise ShapeError(f"Y has shape {Y.shape}, but the outputs have {trace.outputs.shape}: pass "
+                         "one target row per example of the trace (one-hot rows for class labels)")
+    return Y
+
+
+def _add_l2(out, l2, vector):
+    if l2:
+        out += l2 * vector
+    return out
+
+
+# -- the public products ------------------------------------------------------------------------------
+
+
+def value(trace, loss, Y, l2=0.0):
+    """The objective ``loss(F, Y) + l2/2 |theta|^2`` at the trace, a float."""
+    total = loss_derivatives(loss).value(trace.outputs, _checked_targets(trace, Y))
+    return float(total + 0.5 * l2 * (trace.theta @ trace.theta))
+
+
+def gradient(trace, loss, Y, l2=0.0):
+    """Gradient of the objective at the trace, shape (N,): one backward pass."""
+    output_gradient = loss_derivatives(loss).gradient(trace.outputs, _checked_targets(trace, Y))
+    out = _pull_back(trace, output_gradient, np.empty(trace.model.num_params))
+    return _add_l2(out, l2, trace.theta)
+
+
+def value_and_gradient(trace, loss, Y, l2=0.0):
+    """``(value(...), gradient(...))`` of the objective at the trace."""
+    return value(trace, loss, Y, l2), gradient(trace, loss, Y, l2)
+
+
+def gauss_newton_operator(trace, loss, Y, l2=0.0):
+    """A function v -> G v, ``G = J^T H_L J + l2 I`` at the trace (Schraudolph 2002).
+
+    Building it evaluates the loss's output Hessian once; each call is one forward
+    R-pass and one backward pass, and returns a new array of shape (N,).
+    """
+    output_hessian = loss_derivatives(loss).hessian(trace.outputs, _checked_targets(trace, Y))
+    layout = trace.model.layout
+    forward_work, backward_work = _layer_arrays(trace), _layer_arrays(trace)
+
+    def product(v):
+        _, _, output_tangent = _push_forward(trace, layout.unflatten(v), False, forward_work)
+        out = np.empty(layout.num_params)
+        _pull_back(trace, output_hessian(output_tangent), out, backward_work)
+        return _add_l2(out, l2, v)
+
+    return product
+
+
+def gauss_newton_vector_product(trace, loss, Y, v, l2=0.0):
+    """``G v`` with ``G = J^T H_L J + l2 I`` at the trace, shape (N,)."""
+    return gauss_newton_operator(trace, loss, Y, l2)(v)
+
+
+def hessian_vector_operator(trace, loss, Y, l2=0.0):
+    """A function v -> H v, H the Hessian of the objective at the trace (Pearlmutter 1994).
+
+    Building it backpropagates the loss gradient once (each layer's ``delta_l``, and
+    ``act''(z_l) * g_l`` where the activation curves) and evaluates the output Hessian;
+    each call is one forward R-pass and one backward R-pass, and returns a new array of
+    shape (N,).
+    """
+    derivatives, Y = loss_derivatives(loss), _checked_targets(trace, Y)
+    output_hessian = derivatives.hessian(trace.outputs, Y)
+    output_gradient = derivatives.gradient(trace.outputs, Y)
+    deltas, bends = [None] * trace.num_layers, [None] * trace.num_layers
+    for index, g, delta in _backpropagated_errors(trace, output_gradient):
+        deltas[index] = delta
+        if trace.curvatures[index] is not None:
+            bends[index] = trace.curvatures[index] * g
+        if index == 1 and trace.curvatures[0] is None:
+            break  # no term of H v needs the first layer's delta
+    layout = trace.model.layout
+    forward_work, backward_work = _layer_arrays(trace), _layer_arrays(trace)
+
+    def product(v):
+        directions = layout.unflatten(v)
+        input_tangents, preactivation_tangents, output_tangent = _push_forward(
+            trace, directions, True, forward_work)
+        out = np.empty(layout.num_params)
+        Rg = output_hessian(output_tangent)  # R{g_l}, from the top layer down
+        for index in reversed(range(trace.num_layers)):
+            layer, slope = layout.layers[index], trace.slopes[index]
+            Rdelta = Rg if slope is None else np.multiply(Rg, slope, out=Rg)
+            if bends[index] is not None:
+                Rdelta += bends[index] * preactivation_tangents[index]
+            weight_block = out[layer.weight].reshape(layer.weight_shape)
+            np.matmul(trace.inputs[index].T, Rdelta, out=weight_block)
+            np.sum(Rdelta, axis=0, out=out[layer.bias])
+            if index:
+                _add_matmul(weight_block, input_tangents[index].T, deltas[index])
+                Rg = np.matmul(Rdelta, trace.weights[index][0].T, out=backward_work[index - 1])
+                _add_matmul(Rg, deltas[index], directions[index][0].T)
+        return _add_l2(out, l2, v)
+
+    return product
+
+
+def hessian_vector_product(trace, loss, Y, v, l2=0.0):
+    """``H v`` with H the Hessian of the objective at the trace, shape (N,).
+
+    R-backprop (a forward R-pass, then the backward R-pass) is this module's one method:
+    it is faster than both of autograd's at the sizes the book and the benchmark use.
+    Forward pass included, one thread, CPU time on a shared machine: on chapter 5's
+    autoencoder (N = 52,221, 500 images) 0.99 autograd gradients against 1.99 for
+    forward-over-reverse and 2.23 for reverse-over-reverse; on the benchmark's autoencoder
+    (N = 842,340) 0.82 against 4.32 and 2.58 at batch 100, 1.54 against 2.74 and 2.54 at
+    batch 1000.
+    """
+    return hessian_vector_operator(trace, loss, Y, l2)(v)
