@@ -6,7 +6,7 @@ one process (each repetition calls every product once; medians over the repetiti
 - the generic autograd path of :class:`~mininn.problem.Problem`: the median time of one
   gradient (``grad_s``) and each product's time divided by it (Hessian-vector:
   forward-over-reverse, reverse-over-reverse, cached; Gauss-Newton: uncached, cached);
-- the fast MLP path of :mod:`mininn.mlp_kernels` (``fast_*``): a gradient is one forward
+- the fast MLP path of :mod:`mininn.curvature.mlp_passes` (``fast_*``): a gradient is one forward
   and one backward pass, each product starts from theta (forward pass included), and each
   ratio divides by the fast gradient's time;
 - the JAX peer (``jax_*``, jit, float64; optional, see benchmarks/requirements-peer.txt):
@@ -26,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mininn import MLP, Problem, data
-from mininn import mlp_kernels as kernels
+from mininn.curvature import mlp_passes as passes
 
 from . import jax_peer
 from .common import print_table, write_results
@@ -54,7 +54,7 @@ def autoencoder_problem(batch, sizes=AUTOENCODER_SIZES, seed=0):
     side = int(round(np.sqrt(sizes[0])))
     images = data.curves(batch, seed=seed, size=side)
     model = MLP(sizes, activation="relu", output="identity", init="he")
-    return Problem(model, "sigmoid_cross_entropy", images, images), model.init(seed)
+    return Problem(model, "sigmoid_cross_entropy", images, images, fast_path=False), model.init(seed)
 
 
 def autograd_products(problem, theta, v):
@@ -75,20 +75,20 @@ def autograd_products(problem, theta, v):
 def fast_products(problem, theta, v):
     """Name -> a no-argument call of the fast MLP path, each starting from theta."""
     model, loss, X, Y, l2 = problem.model, problem.loss, problem.X, problem.Y, problem.l2
-    trace = kernels.forward(model, theta, X)
-    hvp_cached = kernels.hessian_vector_operator(trace, loss, Y, l2)
-    ggn_cached = kernels.gauss_newton_operator(trace, loss, Y, l2)
+    trace = passes.forward(model, theta, X)
+    hvp_cached = passes.hessian_vector_operator(trace, loss, Y, l2)
+    ggn_cached = passes.gauss_newton_operator(trace, loss, Y, l2)
     return {
-        "grad": lambda: kernels.gradient(kernels.forward(model, theta, X), loss, Y, l2),
-        "forward": lambda: kernels.forward(model, theta, X),
-        "hvp": lambda: kernels.hessian_vector_product(kernels.forward(model, theta, X), loss, Y, v, l2),
+        "grad": lambda: passes.gradient(passes.forward(model, theta, X), loss, Y, l2),
+        "forward": lambda: passes.forward(model, theta, X),
+        "hvp": lambda: passes.hessian_vector_product(passes.forward(model, theta, X), loss, Y, v, l2),
         "hvp_cached": lambda: hvp_cached(v),
-        "hvp_cached_build": lambda: kernels.hessian_vector_operator(
-            kernels.forward(model, theta, X), loss, Y, l2),
-        "ggn": lambda: kernels.gauss_newton_vector_product(kernels.forward(model, theta, X), loss, Y, v, l2),
+        "hvp_cached_build": lambda: passes.hessian_vector_operator(
+            passes.forward(model, theta, X), loss, Y, l2),
+        "ggn": lambda: passes.gauss_newton_vector_product(passes.forward(model, theta, X), loss, Y, v, l2),
         "ggn_cached": lambda: ggn_cached(v),
-        "ggn_cached_build": lambda: kernels.gauss_newton_operator(
-            kernels.forward(model, theta, X), loss, Y, l2),
+        "ggn_cached_build": lambda: passes.gauss_newton_operator(
+            passes.forward(model, theta, X), loss, Y, l2),
     }
 
 

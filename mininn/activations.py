@@ -7,10 +7,13 @@ derivative at 0 is the derivative of the constant branch, 0.
 
 Every activation has reverse- and forward-mode derivatives of every order, so
 forward-over-reverse Hessian-vector products and Gauss-Newton products work
-with all of them.
+with all of them. :data:`DERIVATIVES` also gives each one's first and second
+derivative in closed form, in plain numpy, for the hand-written passes of
+:mod:`mininn.curvature.mlp_passes`.
 """
 
 import autograd.numpy as np
+import numpy
 import scipy.special
 from autograd.extend import defjvp, defvjp, primitive
 
@@ -78,6 +81,70 @@ def sigmoid(x):
 def identity(x):
     """The identity, for linear layers."""
     return x
+
+
+# -- closed-form derivatives, in plain numpy -------------------------------------------------
+
+
+def _sigmoid_pair(z):
+    """sigmoid(z) and sigmoid(-z) = 1 - sigmoid(z), both to full relative precision, overflow-free."""
+    e = numpy.exp(-numpy.abs(z))
+    r = 1.0 / (1.0 + e)
+    positive = z >= 0
+    return numpy.where(positive, r, e * r), numpy.where(positive, e * r, r)
+
+
+def _relu_derivatives(z):
+    positive = z > 0
+    return numpy.fmax(z, 0.0, out=z), positive, None  # fmax: NaN -> 0, as np.where(z > 0, z, 0)
+
+
+def _leaky_relu_derivatives(z, slope=0.01):
+    slopes = numpy.where(z > 0, 1.0, slope)
+    return numpy.multiply(z, slopes, out=z), slopes, None
+
+
+def _softplus_derivatives(z):
+    s, s_neg = _sigmoid_pair(z)
+    return numpy.maximum(z, 0.0) + numpy.log1p(numpy.exp(-numpy.abs(z))), s, s * s_neg
+
+
+def _gelu_derivatives(z):
+    cdf = 0.5 * scipy.special.erfc(-z / numpy.sqrt(2.0))
+    pdf = numpy.exp(-0.5 * z * z) / numpy.sqrt(2.0 * numpy.pi)
+    return z * cdf, cdf + z * pdf, pdf * (2.0 - z * z)
+
+
+def _tanh_derivatives(z):
+    t = numpy.tanh(z)
+    e = numpy.exp(-2.0 * numpy.abs(z))
+    sech2 = 4.0 * e / (1.0 + e) ** 2  # 1 - tanh^2 without cancellation
+    return t, sech2, -2.0 * t * sech2
+
+
+def _sigmoid_derivatives(z):
+    s, s_neg = _sigmoid_pair(z)
+    slope = s * s_neg
+    return s, slope, slope * (s_neg - s)
+
+
+def _identity_derivatives(z):
+    return z, None, None
+
+
+#: For each activation of this module, a function z -> (act(z), act'(z), act''(z)) in plain
+#: numpy, with None for a derivative that is identically 1 (first) or 0 (second); z may be
+#: overwritten (relu and leaky_relu compute the value in place). relu'(0) = 0 and
+#: leaky_relu'(0) = 0.01, as autograd differentiates the definitions above.
+DERIVATIVES = {
+    relu: _relu_derivatives,
+    leaky_relu: _leaky_relu_derivatives,
+    softplus: _softplus_derivatives,
+    gelu: _gelu_derivatives,
+    tanh: _tanh_derivatives,
+    sigmoid: _sigmoid_derivatives,
+    identity: _identity_derivatives,
+}
 
 
 ACTIVATIONS = {

@@ -11,6 +11,7 @@ the loss is, for the true Fisher used by K-FAC.
 """
 
 import autograd.numpy as np
+from autograd import grad
 from autograd.scipy.special import logsumexp
 
 from .errors import NonFiniteError, ShapeError, TargetError, UnknownNameError
@@ -71,9 +72,26 @@ class Loss:
         """Mean over rows of the per-example loss (no shape check)."""
         raise NotImplementedError
 
+    def output_gradient(self, F, Y):
+        """Gradient of the loss with respect to F, shape (n, k) (including the 1/n).
+
+        This default differentiates :meth:`value` with autograd.
+        """
+        return grad(self.value)(F, Y)
+
     def output_hessian_vp(self, F, Y, U):
         """Hessian of the loss with respect to F, times U; shape (n, k)."""
-        raise NotImplementedError
+        return self.output_hessian_operator(F, Y)(U)
+
+    def output_hessian_operator(self, F, Y):
+        """The function U -> (Hessian of the loss with respect to F) U, at fixed F and Y.
+
+        A loss defines this or :meth:`output_hessian_vp` (the default of each calls the other).
+        """
+        if type(self).output_hessian_vp is Loss.output_hessian_vp:
+            raise NotImplementedError(f"{type(self).__name__} must define output_hessian_vp or "
+                                      "output_hessian_operator")
+        return lambda U: self.output_hessian_vp(F, Y, U)
 
     def sample_targets(self, F, rng):
         """Targets drawn from the predictive distribution at outputs F; shape (n, k)."""
@@ -98,8 +116,12 @@ class MeanSquaredError(Loss):
     def value(self, F, Y):
         return np.sum((F - Y) ** 2) / np.shape(F)[0]
 
-    def output_hessian_vp(self, F, Y, U):
-        return 2.0 * U / np.shape(F)[0]
+    def output_gradient(self, F, Y):
+        return 2.0 * (F - Y) / np.shape(F)[0]
+
+    def output_hessian_operator(self, F, Y):
+        n = np.shape(F)[0]
+        return lambda U: 2.0 * U / n
 
     def sample_targets(self, F, rng):
         return F + rng.normal(scale=np.sqrt(0.5), size=np.shape(F))
@@ -113,8 +135,12 @@ class SigmoidCrossEntropy(Loss):
     def value(self, F, Y):
         return np.sum(np.logaddexp(0.0, F) - Y * F) / np.shape(F)[0]
 
-    def output_hessian_vp(self, F, Y, U):
-        return _sigmoid_derivative(F) * U / np.shape(F)[0]
+    def output_gradient(self, F, Y):
+        return (_sigmoid(F) - Y) / np.shape(F)[0]
+
+    def output_hessian_operator(self, F, Y):
+        weights, n = _sigmoid_derivative(F), np.shape(F)[0]
+        return lambda U: weights * U / n
 
     def sample_targets(self, F, rng):
         return (rng.random(np.shape(F)) < _sigmoid(F)).astype(float)
@@ -139,18 +165,26 @@ class SoftmaxCrossEntropy(Loss):
     def value(self, F, Y):
         return np.sum(logsumexp(F, axis=1) - np.sum(Y * F, axis=1)) / np.shape(F)[0]
 
-    def output_hessian_vp(self, F, Y, U):
-        """(diag(p) - p p^T) U per row, divided by n, without cancellation when one p is near 1.
+    def output_gradient(self, F, Y):
+        return (_softmax(F) - Y) / np.shape(F)[0]
+
+    def output_hessian_operator(self, F, Y):
+        """U -> (diag(p) - p p^T) U per row, divided by n, without cancellation when one p is near 1.
 
         The product p_i (U_i - p . U) is unchanged if a constant is subtracted from a row of
         U. Subtracting U_m, m the row's most probable class, makes D_m = 0, so p . D sums only
         the small probabilities, and entry m, -p_m (p . D), is as accurate as the others.
         (Directly, U_m - p . U would cancel to the digits of 1 - p_m.)
         """
-        p = _softmax(F)
-        most_probable = np.eye(np.shape(F)[1])[np.argmax(F, axis=1)]
-        D = U - np.sum(most_probable * U, axis=1, keepdims=True)
-        return p * (D - np.sum(p * D, axis=1, keepdims=True)) / np.shape(F)[0]
+        p, n = _softmax(F), np.shape(F)[0]
+        most_probable = np.argmax(F, axis=1)
+        rows = np.arange(n)
+
+        def product(U):
+            D = U - U[rows, most_probable][:, None]
+            return p * (D - np.sum(p * D, axis=1, keepdims=True)) / n
+
+        return product
 
     def sample_targets(self, F, rng):
         p = _softmax(F)

@@ -13,7 +13,8 @@ import numpy as np
 from autograd import value_and_grad as autograd_value_and_grad
 
 from . import curvature
-from .errors import ArgumentError, NonFiniteError, ShapeError, TooLargeError
+from .curvature import mlp_passes
+from .errors import ArgumentError, NonFiniteError, ShapeError, TooLargeError, UnsupportedModelError
 from .losses import get_loss
 from .validation import finite_array, integer, non_negative, norm, random_seed, vector
 
@@ -64,12 +65,18 @@ class Problem:
         If Y lies outside the loss's domain, where the loss is unbounded below.
     """
 
-    def __init__(self, model, loss, X, Y, l2=0.0, dense_limit=DENSE_LIMIT, counts=None):
+    def __init__(self, model, loss, X, Y, l2=0.0, dense_limit=DENSE_LIMIT, counts=None, fast_path=None):
         self.model, self.loss = model, get_loss(loss)
         self.X, self.Y = _checked_data(model, self.loss, X, Y)
         self.l2 = non_negative("l2", l2)
         self.dense_limit = integer("dense_limit", dense_limit, 0)
         self.counts = Counter() if counts is None else counts
+        supported = mlp_passes.is_supported(model)
+        if fast_path and not supported:
+            raise UnsupportedModelError(f"fast_path=True needs an MLP with activations from "
+                                        f"mininn.activations, got {model!r}")
+        self.fast_path = supported if fast_path is None else bool(fast_path)
+        self._last_trace = None
         #: A number no other Problem of this process has: lets an optimizer recognise the
         #: problem of its previous step without keeping a reference to it.
         self.uid = next(_problem_ids)
@@ -109,6 +116,8 @@ class Problem:
         """(L(theta), gradient of shape (N,)) from one forward and one reverse pass."""
         theta = self.check_parameters(theta)
         self.counts["grad"] += 1
+        if self.fast_path:
+            return mlp_passes.value_and_gradient(self._trace(theta), self.loss, self.Y, self.l2)
         value, gradient = autograd_value_and_grad(self.objective)(theta)
         return float(value), gradient
 
@@ -118,16 +127,26 @@ class Problem:
 
     # -- curvature products ----------------------------------------------------------
 
-    def hvp(self, theta, v, method=curvature.DEFAULT_HVP_METHOD):
-        """Hessian of L at theta times v, shape (N,) (Pearlmutter's product)."""
+    def hvp(self, theta, v, method=None):
+        """Hessian of L at theta times v, shape (N,) (Pearlmutter's product).
+
+        ``method`` None uses the fast path's R-backprop where it applies and autograd's
+        ``curvature.DEFAULT_HVP_METHOD`` otherwise; "fwd_rev" or "rev_rev" ask for that
+        autograd method (see :data:`mininn.curvature.hessian.HVP_METHODS`).
+        """
         theta, v = self.check_parameters(theta), self._check_vector("v", v)
         self.counts["hvp"] += 1
+        if method is None and self.fast_path:
+            return mlp_passes.hessian_vector_product(self._trace(theta), self.loss, self.Y, v, self.l2)
+        method = curvature.DEFAULT_HVP_METHOD if method is None else method
         return curvature.hessian_vector_product(self.objective, theta, v, method)
 
     def ggn_vp(self, theta, v):
         """Gauss-Newton matrix of L at theta times v, ``J^T H_L J v + l2 v``, shape (N,)."""
         theta, v = self.check_parameters(theta), self._check_vector("v", v)
         self.counts["ggn_vp"] += 1
+        if self.fast_path:
+            return mlp_passes.gauss_newton_vector_product(self._trace(theta), self.loss, self.Y, v, self.l2)
         product = curvature.gauss_newton_vector_product(
             self.outputs, self._output_hessian_vp, theta, v)
         return product + self.l2 * v
@@ -135,12 +154,18 @@ class Problem:
     def hvp_operator(self, theta):
         """A counted function v -> H v at theta that reuses one linearisation (for CG)."""
         theta = self.check_parameters(theta)
-        product = curvature.hessian_vector_operator(self.objective, theta)
+        if self.fast_path:
+            product = mlp_passes.hessian_vector_operator(self._trace(theta), self.loss, self.Y, self.l2)
+        else:
+            product = curvature.hessian_vector_operator(self.objective, theta)
         return self._counted("hvp", product)
 
     def ggn_operator(self, theta):
         """A counted function v -> G v at theta that reuses one linearisation (for CG)."""
         theta = self.check_parameters(theta)
+        if self.fast_path:
+            return self._counted("ggn_vp", mlp_passes.gauss_newton_operator(
+                self._trace(theta), self.loss, self.Y, self.l2))
         product = curvature.gauss_newton_operator(self.outputs, self._output_hessian_vp, theta)
         return self._counted("ggn_vp", lambda v: product(v) + self.l2 * v)
 
@@ -213,7 +238,7 @@ class Problem:
             raise ArgumentError(f"indices must lie in [0, {self.num_examples}) (the problem's examples), "
                                 f"got values from {indices.min()} to {indices.max()}")
         return Problem(self.model, self.loss, self.X[indices], self.Y[indices],
-                       self.l2, self.dense_limit, counts=self.counts)
+                       self.l2, self.dense_limit, counts=self.counts, fast_path=self.fast_path)
 
     def minibatch(self, size, seed=0):
         """The problem on ``size`` examples drawn without replacement with ``default_rng(seed)``."""
@@ -225,6 +250,13 @@ class Problem:
 
     def _output_hessian_vp(self, outputs, U):
         return self.loss.output_hessian_vp(outputs, self.Y, U)
+
+    def _trace(self, theta):
+        """The fast path's forward pass at theta: the last one if it was at the same theta."""
+        last = self._last_trace
+        if last is None or not np.array_equal(last.theta, theta):
+            last = self._last_trace = mlp_passes.forward(self.model, np.array(theta), self.X)
+        return last
 
     def _counted(self, key, product):
         def counted(v):

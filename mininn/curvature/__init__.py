@@ -8,7 +8,10 @@ module                 what it holds
 ``gauss_newton``       Jacobian products and the Gauss-Newton product ``J^T H_L J v``
 ``dense``              assembling a matrix from products, per-layer blocks, symmetric
                        eigendecomposition and the singularity tolerance
-``mlp``                one forward pass of an MLP and per-example reverse passes
+``mlp_passes``         the hand-written passes of an MLP: one stored forward pass, the
+                       gradient, and Gauss-Newton and Hessian products by R-operator passes
+                       (the fast path ``Problem`` uses for MLPs)
+``mlp``                per-example reverse passes of an MLP
 ``diagonals``          the empirical Fisher and the Gauss-Newton diagonals of an MLP
 ``kfac``               the Kronecker factors of K-FAC and the blocks they approximate
 =====================  =================================================================
@@ -17,6 +20,7 @@ The functions take plain callables and arrays; :class:`mininn.problem.Problem`
 binds them to a model, a loss and data and counts each evaluation.
 """
 
+from . import mlp_passes
 from .dense import dense_from_operator, layer_blocks, singular_tolerance, symmetric_eigh
 from .diagonals import empirical_fisher_diagonal, ggn_diagonal
 from .gauss_newton import (
@@ -40,7 +44,7 @@ __all__ = [
     "jacobian_vector_product", "vector_jacobian_product", "gauss_newton_vector_product",
     "gauss_newton_operator",
     "dense_from_operator", "layer_blocks", "symmetric_eigh", "singular_tolerance",
-    "MLPBackprop", "backprop", "output_hessian_roots",
+    "MLPBackprop", "backprop", "mlp_passes", "output_hessian_roots",
     "empirical_fisher_diagonal", "ggn_diagonal",
     "FISHER_KINDS", "kfac_factors", "kfac_block", "kfac_relative_errors",
 ]

@@ -4,6 +4,8 @@ For a dense layer ``z = a @ W + b`` the gradient of example i's loss with respec
 is the outer product of the layer's input ``a_i`` and ``delta_i = dl_i/dz_i``. One forward
 pass records every layer's input; one reverse pass from per-example output cotangents
 gives every example's ``delta_i`` at once (the rows of a batch are independent examples).
+The passes are the hand-written ones of :mod:`mininn.curvature.mlp_passes` where the
+activations allow, autograd's otherwise.
 """
 
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from autograd.tracer import getval
 
 from ..errors import UnsupportedModelError
 from ..nn import MLP
+from . import mlp_passes
 
 
 class MLPBackprop(NamedTuple):
@@ -41,6 +44,16 @@ def check_mlp(model, needed_by):
 
 def backprop(model, theta, X):
     """The :class:`MLPBackprop` of an MLP at theta on inputs X of shape (n, input_dim)."""
+    if mlp_passes.is_supported(model):
+        trace = mlp_passes.forward(model, theta, X)
+
+        def pullback(U):
+            deltas = [None] * trace.num_layers
+            for index, _, delta in mlp_passes.backpropagated_errors(trace, np.array(U, dtype=float)):
+                deltas[index] = delta
+            return deltas
+
+        return MLPBackprop(trace.inputs, trace.outputs, pullback)
     model.check_inputs(X)
     params = model.layout.unflatten(theta)
     last = len(params) - 1

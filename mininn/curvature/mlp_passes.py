@@ -1,8 +1,9 @@
 """Gradients and curvature products of an MLP in plain numpy, from one stored forward pass.
 
-The generic path (:mod:`mininn.curvature`) differentiates any model with autograd, and
-each call traces the whole computation again. For an :class:`~mininn.nn.MLP` this module
-writes the passes out by hand (the algebra of chapter 5's R-pass):
+The generic path (:mod:`mininn.curvature.hessian`, :mod:`mininn.curvature.gauss_newton`)
+differentiates any model with autograd, and each call traces the whole computation again.
+For an :class:`~mininn.nn.MLP` this module writes the passes out by hand (the algebra of
+chapter 5's R-pass):
 
 - :func:`forward` runs the network once and keeps what every later pass needs: each
   layer's input ``h_l`` and the activation's first and second derivatives at
@@ -38,98 +39,22 @@ gradient's.
 Conventions are those of :class:`~mininn.problem.Problem`: theta is flat, of shape (N,),
 ``W_1`` (row-major), ``b_1``, ``W_2``, ...; the objective is ``loss(F, Y) + l2/2 |theta|^2``
 with the loss a mean over the n examples. Only the activations of
-:data:`mininn.activations.ACTIVATIONS` are supported (hidden and output layer): for any
+:data:`mininn.activations.DERIVATIVES` are supported (hidden and output layer): for any
 other callable, or a model that is not an MLP, :func:`forward` raises
-:class:`UnsupportedModelError` and callers use the generic path (check first with
-:func:`is_supported`). Losses other than the three of :mod:`mininn.losses` work too: their
-output gradient comes from autograd and their output Hessian from
-``loss.output_hessian_vp``. Inputs are not checked for NaN (``Problem`` does that).
+:class:`~mininn.errors.UnsupportedModelError` and callers use the generic path (check first
+with :func:`is_supported`); :class:`~mininn.problem.Problem` does so. The loss enters
+through ``loss.value``, ``loss.output_gradient`` and ``loss.output_hessian_operator``, so
+any :class:`~mininn.losses.Loss` works. Inputs are not checked for NaN (``Problem`` does that).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-from autograd import grad
 from scipy.linalg.blas import dgemm
-from scipy.special import erf
 
-from . import activations as act
-from .errors import MininnError, ShapeError
-from .losses import MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy
-from .nn import MLP
-
-
-class UnsupportedModelError(MininnError, TypeError):
-    """The fast path handles MLPs with the activations of mininn.activations only."""
-
-
-# -- activations: value, first and second derivative ------------------------------------------
-
-
-def _sigmoid_pair(z):
-    """sigmoid(z) and sigmoid(-z) = 1 - sigmoid(z), both accurate in relative terms, overflow-free."""
-    e = np.exp(-np.abs(z))
-    r = 1.0 / (1.0 + e)
-    positive = z >= 0
-    return np.where(positive, r, e * r), np.where(positive, e * r, r)
-
-
-def _relu(z):
-    positive = z > 0
-    return np.maximum(z, 0.0, out=z), positive, None
-
-
-def _leaky_relu(z, slope=0.01):
-    slopes = np.where(z > 0, 1.0, slope)
-    return np.multiply(z, slopes, out=z), slopes, None
-
-
-def _softplus_value(z):
-    """log(1 + e^z), overflow-free."""
-    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
-
-
-def _softplus(z):
-    s, s_neg = _sigmoid_pair(z)
-    return _softplus_value(z), s, s * s_neg
-
-
-def _gelu(z):
-    cdf = 0.5 * (1.0 + erf(z / np.sqrt(2.0)))
-    pdf = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
-    return z * cdf, cdf + z * pdf, pdf * (2.0 - z * z)
-
-
-def _tanh(z):
-    t = np.tanh(z)
-    e = np.exp(-2.0 * np.abs(z))
-    sech2 = 4.0 * e / (1.0 + e) ** 2  # 1 - tanh^2 without cancellation
-    return t, sech2, -2.0 * t * sech2
-
-
-def _sigmoid(z):
-    s, s_neg = _sigmoid_pair(z)
-    slope = s * s_neg
-    return s, slope, slope * (s_neg - s)
-
-
-def _identity(z):
-    return z, None, None
-
-
-#: For each activation function of mininn.activations: z -> (act(z), act'(z), act''(z)),
-#: with None for a derivative that is identically 1 (first) or 0 (second); z may be
-#: overwritten (relu and leaky_relu compute the value in place). relu'(0) = 0 and
-#: leaky_relu'(0) = 0.01, as autograd differentiates mininn's definitions.
-DERIVATIVES = {
-    act.relu: _relu,
-    act.leaky_relu: _leaky_relu,
-    act.softplus: _softplus,
-    act.gelu: _gelu,
-    act.tanh: _tanh,
-    act.sigmoid: _sigmoid,
-    act.identity: _identity,
-}
+from ..activations import DERIVATIVES
+from ..errors import ShapeError, UnsupportedModelError
+from ..nn import MLP
 
 
 def is_supported(model):
@@ -137,104 +62,6 @@ def is_supported(model):
     return (isinstance(model, MLP) and type(model).forward is MLP.forward
             and type(model).forward_trace is MLP.forward_trace
             and model.activation in DERIVATIVES and model.output in DERIVATIVES)
-
-
-# -- losses: value, output gradient, output Hessian ---------------------------------------------
-
-
-def _logistic(F):
-    """0.5 (tanh(F / 2) + 1), as mininn.losses computes it (in place on one new array)."""
-    p = np.tanh(0.5 * F)
-    p += 1.0
-    p *= 0.5
-    return p
-
-
-def _softmax_and_logsumexp(F):
-    top = np.max(F, axis=1, keepdims=True)
-    e = np.exp(F - top)
-    total = np.sum(e, axis=1, keepdims=True)
-    return e / total, (top + np.log(total))[:, 0]
-
-
-def _mse_value(F, Y):
-    residual = F - Y
-    return np.vdot(residual, residual) / len(F)
-
-
-def _mse_gradient(F, Y):
-    return (2.0 / len(F)) * (F - Y)
-
-
-def _mse_hessian(F, Y):
-    scale = 2.0 / len(F)
-    return lambda U: scale * U
-
-
-def _sigmoid_ce_value(F, Y):
-    return (np.sum(_softplus_value(F)) - np.vdot(Y, F)) / len(F)
-
-
-def _sigmoid_ce_gradient(F, Y):
-    gradient = _logistic(F)
-    gradient -= Y
-    gradient *= 1.0 / len(F)
-    return gradient
-
-
-def _sigmoid_ce_hessian(F, Y):
-    p = _logistic(F)
-    weights = p * (1.0 - p) / len(F)
-    return lambda U: weights * U
-
-
-def _softmax_ce_value(F, Y):
-    return (np.sum(_softmax_and_logsumexp(F)[1]) - np.vdot(Y, F)) / len(F)
-
-
-def _softmax_ce_gradient(F, Y):
-    return (_softmax_and_logsumexp(F)[0] - Y) / len(F)
-
-
-def _softmax_ce_hessian(F, Y):
-    p = _softmax_and_logsumexp(F)[0]
-    p_over_n = p / len(F)
-
-    def product(U):
-        weighted = p_over_n * U
-        return weighted - p * np.sum(weighted, axis=1, keepdims=True)
-
-    return product
-
-
-@dataclass(frozen=True)
-class LossDerivatives:
-    """A loss's value ``(F, Y) -> float``, output gradient ``(F, Y) -> dL/dF`` of shape (n, k),
-    and output Hessian ``(F, Y) -> (U -> H_L U)`` (work that does not depend on U done once)."""
-
-    value: object
-    gradient: object
-    hessian: object
-
-
-LOSS_DERIVATIVES = {
-    MeanSquaredError: LossDerivatives(_mse_value, _mse_gradient, _mse_hessian),
-    SigmoidCrossEntropy: LossDerivatives(_sigmoid_ce_value, _sigmoid_ce_gradient, _sigmoid_ce_hessian),
-    SoftmaxCrossEntropy: LossDerivatives(_softmax_ce_value, _softmax_ce_gradient, _softmax_ce_hessian),
-}
-
-
-def loss_derivatives(loss):
-    """The analytic derivatives of a loss of mininn.losses; for any other Loss, autograd's
-    gradient of ``loss.value`` and the loss's own ``output_hessian_vp``."""
-    known = LOSS_DERIVATIVES.get(type(loss))
-    if known is not None:
-        return known
-    return LossDerivatives(
-        lambda F, Y: float(loss.value(F, Y)),
-        lambda F, Y: grad(loss.value)(F, Y),
-        lambda F, Y: lambda U: loss.output_hessian_vp(F, Y, U),
-    )
 
 
 # -- the forward pass ----------------------------------------------------------------------------
@@ -285,7 +112,7 @@ def forward(model, theta, X):
     """
     if not is_supported(model):
         raise UnsupportedModelError(
-            f"the fast MLP path needs an MLP with activations from mininn.activations.ACTIVATIONS, "
+            f"the hand-written MLP passes need an MLP with activations from mininn.activations, "
             f"got {model!r}; use the generic autograd products of mininn.curvature for this model")
     model.check_inputs(X)
     theta = np.ascontiguousarray(theta, dtype=float)
@@ -332,7 +159,7 @@ def _layer_arrays(trace):
     return [np.empty((n, layer.fan_out)) for layer in trace.model.layout]
 
 
-def _backpropagated_errors(trace, output_cotangent, work=None):
+def backpropagated_errors(trace, output_cotangent, work=None):
     """Yield ``(l, g_l, delta_l)`` from the top layer down: ``g_{L-1}`` = output_cotangent,
     ``delta_l = act'(z_l) * g_l``, ``g_{l-1} = delta_l W_l^T`` (shapes (n, fan_out)).
 
@@ -357,7 +184,7 @@ def _backpropagated_errors(trace, output_cotangent, work=None):
 def _pull_back(trace, output_cotangent, out, work=None):
     """``J^T U`` written into ``out`` (shape (N,)): one backward pass; U = output_cotangent, (n, k),
     which may be overwritten."""
-    for index, _, delta in _backpropagated_errors(trace, output_cotangent, work):
+    for index, _, delta in backpropagated_errors(trace, output_cotangent, work):
         layer = trace.model.layout.layers[index]
         np.matmul(trace.inputs[index].T, delta, out=out[layer.weight].reshape(layer.weight_shape))
         np.sum(delta, axis=0, out=out[layer.bias])
@@ -412,13 +239,15 @@ def _add_l2(out, l2, vector):
 
 def value(trace, loss, Y, l2=0.0):
     """The objective ``loss(F, Y) + l2/2 |theta|^2`` at the trace, a float."""
-    total = loss_derivatives(loss).value(trace.outputs, _checked_targets(trace, Y))
-    return float(total + 0.5 * l2 * (trace.theta @ trace.theta))
+    total = loss.value(trace.outputs, _checked_targets(trace, Y))
+    if l2:  # (0 * an overflowed |theta|^2 would be NaN)
+        total = total + 0.5 * l2 * (trace.theta @ trace.theta)
+    return float(total)
 
 
 def gradient(trace, loss, Y, l2=0.0):
     """Gradient of the objective at the trace, shape (N,): one backward pass."""
-    output_gradient = loss_derivatives(loss).gradient(trace.outputs, _checked_targets(trace, Y))
+    output_gradient = loss.output_gradient(trace.outputs, _checked_targets(trace, Y))
     out = _pull_back(trace, output_gradient, np.empty(trace.model.num_params))
     return _add_l2(out, l2, trace.theta)
 
@@ -434,7 +263,7 @@ def gauss_newton_operator(trace, loss, Y, l2=0.0):
     Building it evaluates the loss's output Hessian once; each call is one forward
     R-pass and one backward pass, and returns a new array of shape (N,).
     """
-    output_hessian = loss_derivatives(loss).hessian(trace.outputs, _checked_targets(trace, Y))
+    output_hessian = loss.output_hessian_operator(trace.outputs, _checked_targets(trace, Y))
     layout = trace.model.layout
     forward_work, backward_work = _layer_arrays(trace), _layer_arrays(trace)
 
@@ -460,11 +289,11 @@ def hessian_vector_operator(trace, loss, Y, l2=0.0):
     each call is one forward R-pass and one backward R-pass, and returns a new array of
     shape (N,).
     """
-    derivatives, Y = loss_derivatives(loss), _checked_targets(trace, Y)
-    output_hessian = derivatives.hessian(trace.outputs, Y)
-    output_gradient = derivatives.gradient(trace.outputs, Y)
+    Y = _checked_targets(trace, Y)
+    output_hessian = loss.output_hessian_operator(trace.outputs, Y)
+    output_gradient = loss.output_gradient(trace.outputs, Y)
     deltas, bends = [None] * trace.num_layers, [None] * trace.num_layers
-    for index, g, delta in _backpropagated_errors(trace, output_gradient):
+    for index, g, delta in backpropagated_errors(trace, output_gradient):
         deltas[index] = delta
         if trace.curvatures[index] is not None:
             bends[index] = trace.curvatures[index] * g
