@@ -1,10 +1,12 @@
-"""Command line: ``python -m benchmarks {book,curvature,optimizers,mnist1d-reproduction} [--quick]
-[--output DIR]``.
+"""Command line: ``python -m benchmarks {book,curvature,optimizers,mnist1d-reproduction,time-to-target,
+scaling} [--quick] [--output DIR]``.
 
 ``optimizers`` also takes ``--budget SECONDS`` (per run), ``--seeds K`` and
-``--problem mnist1d|curves|all``; ``mnist1d-reproduction`` also takes ``--seeds K``.
-``--threads N`` sets the number of BLAS threads (default: the library's own for book and
-curvature, 1 for optimizers and mnist1d-reproduction).
+``--problem mnist1d|curves|all``; ``mnist1d-reproduction`` also takes ``--seeds K``;
+``time-to-target`` takes ``--seeds K``, ``--workers W``, ``--workload NAME|all`` and
+``--size default|full`` (the CURVES data size); ``scaling`` takes ``--seeds K``, ``--workers W``
+and ``--methods A,B,...``. ``--threads N`` sets the number of BLAS threads (default: the
+library's own for book and curvature, 1 for the others).
 """
 
 import argparse
@@ -12,7 +14,10 @@ import importlib
 import os
 import sys
 
-BENCHMARKS = ("book", "curvature", "optimizers", "mnist1d-reproduction")
+BENCHMARKS = ("book", "curvature", "optimizers", "mnist1d-reproduction", "time-to-target", "scaling")
+
+#: The benchmarks that run one BLAS thread per process unless --threads says otherwise.
+SINGLE_THREADED = ("optimizers", "mnist1d-reproduction", "time-to-target", "scaling")
 
 #: Environment variables read by the BLAS libraries numpy may use, when they load.
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -25,17 +30,28 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a small smoke run (seconds)")
     parser.add_argument("--output", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="BLAS threads (default: the library's for book and curvature, 1 for "
-                             "optimizers and mnist1d-reproduction: on a shared machine multithreaded "
-                             "BLAS makes the small products of minibatch steps erratic)")
+                        help="BLAS threads per process (default: the library's for book and curvature, "
+                             "1 for the others: on a shared machine multithreaded BLAS makes the small "
+                             "products of minibatch steps erratic)")
     parser.add_argument("--seeds", type=int, default=None, metavar="K",
-                        help="optimizers and mnist1d-reproduction: runs per method or variant, seeds "
-                             "0..K-1 (default 3 and 5; 1 with --quick)")
+                        help="optimizers, mnist1d-reproduction, time-to-target, scaling: runs per method "
+                             "or variant, seeds 0..K-1 (default 3, 5, 3, 3; 1 with --quick)")
+    parser.add_argument("--workers", type=int, default=2, metavar="W",
+                        help="time-to-target and scaling: worker processes (default 2)")
     group = parser.add_argument_group("optimizers only")
     group.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                        help="wall time per run (default 20 s for mnist1d, 30 s for curves)")
     group.add_argument("--problem", choices=["mnist1d", "curves", "all"], default="all",
                        help="which problem (default all)")
+    group = parser.add_argument_group("time-to-target only")
+    group.add_argument("--workload", default="all",
+                       choices=["mnist1d", "curves-sigmoid", "curves-relu", "spirals", "all"],
+                       help="which workload (default all)")
+    group.add_argument("--size", choices=["default", "full"], default="default",
+                       help="CURVES data: 2000/1000 training/test images (default) or 20000/10000")
+    group = parser.add_argument_group("scaling only")
+    group.add_argument("--methods", default=None, metavar="A,B,...",
+                       help="comma-separated subset of SGD-momentum,Adam,K-FAC,Shampoo,Hessian-free")
     args = parser.parse_args(argv)
     kwargs = {"quick": args.quick, "output_dir": args.output}
     if args.seeds is not None and args.seeds < 1:
@@ -48,10 +64,24 @@ def main(argv=None):
         if args.budget is not None or args.problem != "all":
             parser.error("--budget and --problem apply to the optimizers benchmark only")
         kwargs.update(seeds=args.seeds)
+    elif args.name in ("time-to-target", "scaling"):
+        if args.budget is not None or args.problem != "all":
+            parser.error("--budget and --problem apply to the optimizers benchmark only")
+        if args.workers < 1:
+            parser.error("--workers must be at least 1")
+        kwargs.update(seeds=args.seeds, workers=args.workers)
+        if args.name == "time-to-target":
+            kwargs.update(workload=args.workload, size=args.size)
+        else:
+            kwargs.update(methods=_methods(parser, args.methods))
     elif args.budget is not None or args.seeds is not None or args.problem != "all":
-        parser.error("--budget, --seeds and --problem apply to the optimizers and mnist1d-reproduction "
-                     "benchmarks only")
-    if args.threads is None and args.name in ("optimizers", "mnist1d-reproduction"):
+        parser.error("--budget, --seeds and --problem apply to the optimizers, mnist1d-reproduction, "
+                     "time-to-target and scaling benchmarks only")
+    if args.name != "time-to-target" and (args.workload != "all" or args.size != "default"):
+        parser.error("--workload and --size apply to the time-to-target benchmark only")
+    if args.name != "scaling" and args.methods is not None:
+        parser.error("--methods applies to the scaling benchmark only")
+    if args.threads is None and args.name in SINGLE_THREADED:
         args.threads = 1
     if args.threads is not None:
         if args.threads < 1:
@@ -65,6 +95,17 @@ def main(argv=None):
     # Imported only now: the BLAS library reads the thread variables when numpy loads it.
     module = importlib.import_module(f".{args.name.replace('-', '_')}", __package__)
     module.run(**kwargs)
+
+
+def _methods(parser, text):
+    if text is None:
+        return None
+    known = ("SGD-momentum", "Adam", "K-FAC", "Shampoo", "Hessian-free")
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        parser.error(f"--methods: unknown {unknown}; choose from {', '.join(known)}")
+    return names
 
 
 if __name__ == "__main__":

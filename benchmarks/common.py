@@ -1,8 +1,11 @@
 """What every benchmark shares: timing, machine description, and writing results."""
 
+import concurrent.futures
+import contextlib
 import csv
 import datetime
 import json
+import multiprocessing
 import os
 import platform
 import subprocess
@@ -35,6 +38,52 @@ def code_version():
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("+changes" if changed else "")
+
+
+class Clock:
+    """Seconds since the start of a run, excluding the time spent inside ``pause()``."""
+
+    def __init__(self):
+        self.start, self.paused = time.perf_counter(), 0.0
+
+    def elapsed(self):
+        return time.perf_counter() - self.start - self.paused
+
+    @contextlib.contextmanager
+    def pause(self):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused += time.perf_counter() - start
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages, rounded (NaN where the platform has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return [float("nan")] * 3
+
+
+def run_jobs(function, jobs, workers=1, description=None):
+    """``[function(*job) for job in jobs]``, in ``workers`` processes when more than 1.
+
+    Workers are forked, so they inherit the BLAS thread setting of the parent (set by the command
+    line before numpy loads). Results come back in the order of ``jobs``.
+    """
+    from tqdm.auto import tqdm
+
+    jobs = list(jobs)
+    if workers <= 1:
+        return [function(*job) for job in tqdm(jobs, desc=description, leave=False)]
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(function, *job) for job in jobs]
+        for _ in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc=description,
+                      leave=False):
+            pass
+        return [future.result() for future in futures]
 
 
 def median_seconds(function, repeats, warmup=1):

@@ -35,7 +35,6 @@ and ``fisher_diagonals`` K-FAC's factors and Hessian-free's preconditioner; the 
 K-FAC factors or Fisher diagonal as one gradient, a loss value as half of one).
 """
 
-import contextlib
 import os
 import time
 from collections import Counter
@@ -49,7 +48,7 @@ from mininn.activations import sigmoid
 from mininn.errors import DivergenceError
 from mininn.optim import KFAC, LBFGS, Adam, HessianFree, Momentum
 
-from .common import RESULTS, median_seconds, print_table, write_results
+from .common import RESULTS, Clock, median_seconds, print_table, write_results
 from .curvature import AUTOENCODER_SIZES
 
 #: Test accuracies of the MNIST-1D paper's table (Greydanus 2020).
@@ -93,24 +92,6 @@ TRACE_POINTS = 30
 
 class _OutOfTime(Exception):
     """Raised by the first evaluation of a run started past its budget (see BudgetCounts)."""
-
-
-class Clock:
-    """Seconds since the start of a run, excluding the time spent inside ``pause()``."""
-
-    def __init__(self):
-        self.start, self.paused = time.perf_counter(), 0.0
-
-    def elapsed(self):
-        return time.perf_counter() - self.start - self.paused
-
-    @contextlib.contextmanager
-    def pause(self):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.paused += time.perf_counter() - start
 
 
 # -- problems ---------------------------------------------------------------------------
