@@ -38,8 +38,8 @@ from .common import Clock
 WORK_WEIGHTS = {"value": 0.5, "grad": 1.0, "hvp": 1.0, "ggn_vp": 1.0, "kfac_factors": 1.0,
                 "fisher_diagonal": 1.0, "ggn_diagonal": 1.0}
 
-#: The target metric is evaluated after every step up to this one, then about 20 times per
-#: doubling of the step count (see ``evaluation_due``).
+#: The target metric is evaluated after every step up to this one, then at gaps of about
+#: 1/EVERY_STEP_UNTIL of the step count (see ``evaluation_due``; 310 evaluations in 5000 steps).
 EVERY_STEP_UNTIL = 20
 
 CADENCE_RULE = (f"after steps 1..{EVERY_STEP_UNTIL}, then after step s whenever s is a multiple of "
