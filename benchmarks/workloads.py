@@ -34,6 +34,7 @@ import numpy as np
 
 from mininn import MLP, Problem, data
 from mininn.activations import sigmoid
+from mininn.curvature import mlp_passes
 
 from .curvature import AUTOENCODER_SIZES
 from .runs import Target, WorkProblem
@@ -96,7 +97,7 @@ class Workload:
 
     def __post_init__(self):
         self.train_eval = Problem(self.model, self.loss, self.X_train, self.Y_train, l2=self.l2)
-        self.metrics = {"train_loss": self.train_eval.value, **self.metrics}
+        self.metrics = {"train_loss": self.train_loss, **self.metrics}
         if self.labels_test is not None:
             self.metrics["test_accuracy"] = self.test_accuracy
         if self.loss == "sigmoid_cross_entropy" and self.Y_test.shape == self.X_test.shape:
@@ -113,6 +114,13 @@ class Workload:
     def metric(self, theta):
         """The target's metric at theta."""
         return self.metrics[self.target.metric](theta)
+
+    def train_loss(self, theta):
+        """The training objective (L2 term included) at theta, by the fast forward pass where it applies."""
+        if not mlp_passes.is_supported(self.model):
+            return self.train_eval.objective(theta)
+        outputs = mlp_passes.forward(self.model, theta, self.X_train).outputs
+        return float(self.train_eval.loss.value(outputs, self.Y_train) + 0.5 * self.l2 * (theta @ theta))
 
     def test_accuracy(self, theta):
         outputs = self.model.forward(theta, self.X_test)
