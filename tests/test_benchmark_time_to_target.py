@@ -154,3 +154,22 @@ def test_workload_targets_are_fixed_and_metrics_exist():
         assert set(workload.methods) <= set(methods.METHODS)
     assert workloads.MNIST1D_TARGET.value == 0.68
     assert np.isfinite(workloads.SPIRALS_TARGET.value)
+
+
+def test_quick_run_writes_the_schema_other_tools_read(tmp_path):
+    import json
+
+    time_to_target.run(quick=True, output_dir=tmp_path, workers=1, workload="spirals")
+    written = json.loads((tmp_path / "time_to_target_quick.json").read_text())
+    for key in ("machine", "date", "commit", "workloads", "runs", "conventions", "load_average"):
+        assert key in written
+    (workload,) = written["workloads"]
+    assert workload["name"] == "spirals" and {"metric", "value"} <= set(workload["target"])
+    assert "budget_s" in workload
+    names = {run["method"] for run in written["runs"]}
+    assert {"Gauss-Newton", "natural-gradient", "Adam"} <= names
+    schema = {"workload", "method", "seed", "reached", "steps", "gradient_equivalents", "wall_s"}
+    for run in written["runs"]:
+        assert schema <= set(run)
+        assert (run["steps"] is None) == (not run["reached"])
+    assert (tmp_path / "time_to_target_quick.png").stat().st_size > 0
