@@ -25,9 +25,12 @@ TRIALS = 4
 #: Hessian-free's curvature minibatch, as a fraction of its (full) gradient batch.
 HF_CURVATURE_FRACTION = 1 / 8
 
-#: K-FAC's eigendecompositions every step: at the batch sizes here they cost a few percent of a
-#: step and fresh inverses help at large batches (the package default is 10).
-KFAC_INVERSE_EVERY = 1
+#: K-FAC's eigendecompositions every step while the largest Kronecker factor has at most
+#: KFAC_EVERY_STEP_UP_TO rows (MNIST-1D, spirals: they then cost a fraction of a step, and fresh
+#: inverses help at large batches), else every KFAC_INVERSE_EVERY steps (the package default; the
+#: CURVES autoencoder's 785-row factors take several gradients' time to decompose).
+KFAC_EVERY_STEP_UP_TO = 300
+KFAC_INVERSE_EVERY = 10
 
 NOTES = {
     "SGD-momentum": "mininn.optim.Momentum, heavy-ball momentum 0.9",
@@ -38,7 +41,8 @@ NOTES = {
                     "scaling benchmark on the batch), Martens' CG stop, preconditioner, backtracking",
     "trust-region": "mininn.optim.TrustRegion, Gauss-Newton, Steihaug-Toint CG, full batch",
     "K-FAC": "mininn.optim.KFAC, step size from the quadratic model, Levenberg-Marquardt damping, "
-             f"sampled Fisher, eigendecompositions every {KFAC_INVERSE_EVERY} step(s), EMA 0.95",
+             f"sampled Fisher, EMA 0.95, eigendecompositions every step (factors of at most "
+             f"{KFAC_EVERY_STEP_UP_TO} rows) or every {KFAC_INVERSE_EVERY} steps",
     "Shampoo": "mininn.optim.Shampoo, Adam grafting, statistics summed, inverse roots every 10 steps",
     "Gauss-Newton": "mininn.optim.GaussNewton (dense Levenberg-Marquardt), full batch",
     "natural-gradient": "mininn.optim.NaturalGradient (dense Fisher), damping 1e-4, full batch",
@@ -63,9 +67,9 @@ class Method:
     def available(self):
         return self.name != "Shampoo" or hasattr(optim, "Shampoo")
 
-    def build(self, value, seed, n_train, batch_size=None):
-        """The optimizer with ``knob = value`` for a run of ``seed`` (``batch_size``: the gradient
-        batch of a scaling run, None for the method's own batching)."""
+    def build(self, value, seed, model, n_train, batch_size=None):
+        """The optimizer with ``knob = value`` for a run of ``seed`` training ``model`` on ``n_train``
+        examples (``batch_size``: the gradient batch of a scaling run, None for the method's own)."""
         if self.name == "SGD-momentum":
             return optim.Momentum(value, momentum=0.9)
         if self.name == "Adam":
@@ -81,7 +85,8 @@ class Method:
         if self.name == "trust-region":
             return optim.TrustRegion("ggn", initial_radius=value)
         if self.name == "K-FAC":
-            return optim.KFAC(damping=value, inverse_every=KFAC_INVERSE_EVERY, seed=seed)
+            every = 1 if max(model.sizes) + 1 <= KFAC_EVERY_STEP_UP_TO else KFAC_INVERSE_EVERY
+            return optim.KFAC(damping=value, inverse_every=every, seed=seed)
         if self.name == "Gauss-Newton":
             return optim.GaussNewton(damping=value)
         if self.name == "natural-gradient":

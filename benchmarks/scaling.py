@@ -76,7 +76,7 @@ def single_run(quick, method_name, batch_size, value, seed):
     w = workload(quick)
     method = methods_module.METHODS[method_name]
     full = batch_size >= w.n_train
-    optimizer = method.build(value, seed, w.n_train, batch_size=min(batch_size, w.n_train))
+    optimizer = method.build(value, seed, w.model, w.n_train, batch_size=min(batch_size, w.n_train))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # K-FAC's small-batch warning: the batch is the point here
         result = run_to_target(w.problem(), optimizer, w.model.init(seed), w.metric, w.target,
@@ -134,7 +134,7 @@ def step_time_breakdown(quick, method_name, value, steps=20):
     """
     w = workload(quick)
     method = methods_module.METHODS[method_name]
-    optimizer = method.build(value, 0, w.n_train, batch_size=w.n_train)
+    optimizer = method.build(value, 0, w.model, w.n_train, batch_size=w.n_train)
     problem, theta = w.problem(), w.model.init(0)
     from mininn import fit
 

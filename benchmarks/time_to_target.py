@@ -57,7 +57,7 @@ def single_run(workload_name, quick, size, method_name, value, seed):
     """One run of ``method_name`` with its knob at ``value`` on a workload; a result row."""
     workload = _workload(workload_name, quick, size)
     method = methods_module.METHODS[method_name]
-    optimizer = method.build(value, seed, workload.n_train)
+    optimizer = method.build(value, seed, workload.model, workload.n_train)
     batch_size = workload.batch_size if method.batching == "minibatch" else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # K-FAC's small-batch warning: the batch is the workload's

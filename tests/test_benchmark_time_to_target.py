@@ -142,7 +142,7 @@ def test_every_method_has_equal_trials_and_builds():
             if name in ("SGD-momentum", "Adam", "K-FAC", "Hessian-free", "Shampoo"):
                 assert len(grid) == methods.TRIALS
         if method.available:
-            assert method.build(list(method.grids.values())[0][0], seed=0, n_train=100) is not None
+            assert method.build(list(method.grids.values())[0][0], 0, MLP([2, 3, 1]), 100) is not None
     for name in methods.SCALING_METHODS:
         assert len(methods.METHODS[name].scaling_grid) == 5
 
