@@ -8,6 +8,7 @@ from .hessian_free import HessianFree
 from .kfac import KFAC
 from .lbfgs import LBFGS, two_loop_recursion, wolfe_line_search
 from .newton import DampedNewton, GaussNewton, LevenbergMarquardt, Newton, SaddleFreeNewton
+from .shampoo import Shampoo
 
 __all__ = [
     "Optimizer", "StepInfo", "StepCount",
@@ -15,5 +16,5 @@ __all__ = [
     "Newton", "LevenbergMarquardt", "DampedNewton", "SaddleFreeNewton", "GaussNewton",
     "HessianFree",
     "LBFGS", "two_loop_recursion", "wolfe_line_search",
-    "KFAC",
+    "KFAC", "Shampoo",
 ]
