@@ -255,6 +255,7 @@ def test_runs_are_reproducible():
     ({"gamma": 0.0}, ArgumentError),
     ({"damping_every": 0}, ArgumentError),
     ({"gamma_every": 1.5}, ArgumentError),
+    ({"curvature_batch_size": 0}, ArgumentError),
 ])
 def test_hyperparameters_are_validated(options, error):
     with pytest.raises(error):
@@ -402,3 +403,21 @@ def test_a_batch_smaller_than_a_factor_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         optimizer.step(problem.subset(np.arange(9)), theta, optimizer.init(theta))
+
+
+def test_curvature_batch_carries_the_factors_and_the_model_while_the_gradient_stays_whole():
+    problem, theta = random_problem(sizes=(3, 5, 2), n=40, l2=0.01, seed=6)
+    size, seed, damping = 15, 7, 0.1
+    optimizer = KFAC(damping=damping, curvature_batch_size=size, seed=seed, fisher="exact")
+    new_theta, state, info = optimizer.step(problem, theta, optimizer.init(theta))
+    curvature = problem.minibatch(size, seed)  # step 0 draws it with seed + 0
+    factors = kfac_factors(problem.model, theta, curvature.X, problem.loss, curvature.Y, "exact")
+    for (A, G), (A_sub, G_sub) in zip(state.factors, factors):
+        np.testing.assert_array_equal(A, A_sub)
+        np.testing.assert_array_equal(G, G_sub)
+    gradient = problem.grad(theta)
+    direction = dense_direction(factors, gradient, problem.model.layout, damping + problem.l2)
+    [alpha] = dense_model_minimiser(curvature.ggn(theta), damping, gradient, [direction])
+    assert info["step_size"] == pytest.approx(alpha, rel=1e-8)
+    np.testing.assert_allclose(new_theta - theta, alpha * direction, rtol=1e-7, atol=1e-13)
+    assert info["loss"] == pytest.approx(problem.value(theta), rel=1e-15)  # the whole problem's loss

@@ -139,6 +139,13 @@ class KFAC(Optimizer):
         Whether a separate γ is adapted by the greedy rule (ignored when ``gamma`` is None).
     gamma_every : int
         T2: γ is adapted at steps t with ``(t + 1) % T2 == 0``.
+    curvature_batch_size : int or None
+        The factors and the curvature products on a fresh random minibatch of this
+        many examples of the step's problem (step t draws it with seed + t); the
+        gradient, the loss and ρ stay on the whole problem. None (or a size of at
+        least the problem's) uses the whole problem. At full batch this is the lever
+        on the cost of a step: the factor pass and a product each cost about two
+        gradients of the whole problem.
 
     Notes
     -----
@@ -177,7 +184,7 @@ class KFAC(Optimizer):
 
     def __init__(self, learning_rate=None, damping=1e-2, ema_decay=0.95, inverse_every=10,
                  momentum=0.0, fisher="sampled", seed=0, adapt_damping=True, damping_every=1,
-                 gamma=None, adapt_gamma=True, gamma_every=20):
+                 gamma=None, adapt_gamma=True, gamma_every=20, curvature_batch_size=None):
         self.learning_rate = None if learning_rate is None else positive("learning_rate", learning_rate)
         self.damping = positive("damping", damping)
         self.ema_decay = in_unit_interval("ema_decay", ema_decay)
@@ -197,20 +204,23 @@ class KFAC(Optimizer):
         self.gamma = None if gamma is None else positive("gamma", gamma)
         self.adapt_gamma = bool(adapt_gamma)
         self.gamma_every = positive_int("gamma_every", gamma_every)
+        self.curvature_batch_size = (None if curvature_batch_size is None
+                                     else positive_int("curvature_batch_size", curvature_batch_size))
 
     def init(self, theta):
         return KFACState(0, None, None, self.damping, self.gamma, np.zeros_like(theta, dtype=float))
 
     def _step(self, problem, theta, state):
         loss, g = problem.value_and_grad(theta)
-        factors, eigen = self._update_factors(problem, theta, state)
+        curvature = self._curvature_problem(problem, state.step)
+        factors, eigen = self._update_factors(problem, curvature, theta, state)
         t, damping = state.step, state.damping
         adapt_now = self.adapt_damping and (t + 1) % self.damping_every == 0
         gammas = self._gamma_candidates(problem, state)
         directions = [self._precondition(problem, g, eigen, gamma) for gamma in gammas]
         previous = state.update if self.momentum and np.any(state.update) else None
         needs_model = self.learning_rate is None or adapt_now or len(gammas) > 1
-        products = self._curvature_products(problem, theta, directions, previous) if needs_model else None
+        products = self._curvature_products(curvature, theta, directions, previous) if needs_model else None
         candidates = [self._update(g, direction, previous, products, index, damping)
                       for index, direction in enumerate(directions)]
         best = int(np.argmin([candidate[3] for candidate in candidates]))
@@ -231,10 +241,17 @@ class KFAC(Optimizer):
                                update=delta if accepted else np.zeros_like(delta))
         return (theta + delta if accepted else theta), state, info
 
-    def _update_factors(self, problem, theta, state):
-        """Fold this batch's factors into the moving averages; refresh the eigendecompositions."""
+    def _curvature_problem(self, problem, t):
+        """The step's problem, or at step t a minibatch of ``curvature_batch_size`` drawn with seed + t."""
+        size = self.curvature_batch_size
+        if size is None or size >= problem.num_examples:
+            return problem
+        return problem.minibatch(size, self.seed + t)
+
+    def _update_factors(self, problem, curvature, theta, state):
+        """Fold the factors on ``curvature`` into the moving averages; refresh the eigendecompositions."""
         t = state.step
-        batch = problem.kfac_factors(theta, self.fisher, np.random.default_rng([self.seed, t]))
+        batch = curvature.kfac_factors(theta, self.fisher, np.random.default_rng([self.seed, t]))
         _warn_if_small(problem, batch)
         decay = min(self.ema_decay, 1.0 - 1.0 / (t + 1))
         factors = batch if state.factors is None else [
@@ -320,6 +337,6 @@ def _warn_if_small(problem, factors):
     if n < largest:
         warnings.warn(
             f"K-FAC on a batch of {n} examples, fewer than the largest Kronecker factor's {largest} "
-            f"rows: each batch's factors have rank at most {n}, and a step is accepted on this batch's "
+            f"rows: factors from such batches are rank-deficient, and a step is accepted on this batch's "
             f"loss alone, which cannot see the full loss blow up. Use batches of at least {largest} "
             "examples, or watch the full training loss", SmallBatchWarning, stacklevel=5)
