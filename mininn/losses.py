@@ -86,7 +86,8 @@ class Loss:
     def output_hessian_operator(self, F, Y):
         """The function U -> (Hessian of the loss with respect to F) U, at fixed F and Y.
 
-        A loss defines this or :meth:`output_hessian_vp` (the default of each calls the other).
+        A loss defines this or :meth:`~mininn.losses.Loss.output_hessian_vp` (the default of each
+        calls the other).
         """
         if type(self).output_hessian_vp is Loss.output_hessian_vp:
             raise NotImplementedError(f"{type(self).__name__} must define output_hessian_vp or "

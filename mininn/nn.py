@@ -131,6 +131,8 @@ class MLP:
     INITS = ("he", "glorot", "sparse")
 
     def __init__(self, sizes, activation="relu", output="identity", init="he"):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise ShapeError(f"sizes must be a sequence of layer widths such as [2, 16, 1], got {sizes!r}")
         sizes = tuple(sizes)
         if len(sizes) < 2:
             raise ShapeError(f"sizes must list at least two widths (input and output), got {sizes}")

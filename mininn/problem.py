@@ -30,6 +30,19 @@ DENSE_LIMIT = 4000
 #: and a reverse pass per output, or per sample). ``History`` keeps one series per kind.
 EVALUATION_KINDS = ("value", "grad", "hvp", "ggn_vp", "kfac_factors", "fisher_diagonal", "ggn_diagonal")
 
+#: The book's one unit of work, gradient-equivalents: what one evaluation of each kind costs,
+#: counting a forward and a reverse pass over the problem's examples as 1. A loss value is a
+#: forward pass (1/2); a curvature product, K-FAC's factors and the Fisher diagonal each cost
+#: about one gradient; the Gauss-Newton diagonal is counted per call although its exact form
+#: takes one reverse pass per output (see :meth:`Problem.ggn_diagonal`).
+WORK_WEIGHTS = {"value": 0.5, "grad": 1.0, "hvp": 1.0, "ggn_vp": 1.0, "kfac_factors": 1.0,
+                "fisher_diagonal": 1.0, "ggn_diagonal": 1.0}
+
+
+def gradient_equivalents(counts):
+    """The work of the evaluations in ``counts`` (a mapping kind -> number), in gradient-equivalents."""
+    return sum(WORK_WEIGHTS[kind] * number for kind, number in counts.items())
+
 _problem_ids = itertools.count()
 
 

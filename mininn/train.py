@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm  # the text bar: tqdm.auto warns in notebooks without ipywidgets
 
 from .errors import ArgumentError, CurvatureError, DivergenceError, NonFiniteError
-from .problem import EVALUATION_KINDS
+from .problem import EVALUATION_KINDS, WORK_WEIGHTS
 from .validation import integer, random_seed
 
 #: The errors inside a step that mean its arithmetic failed (non-finite values, a floating-point
@@ -59,6 +59,14 @@ class History:
     def steps(self):
         """Number of completed steps."""
         return len(self.loss)
+
+    @property
+    def gradient_equivalents(self):
+        """Cumulative work after each step in gradient-equivalents (``WORK_WEIGHTS``), shape (steps,)."""
+        totals = np.zeros(self.steps)
+        for kind, series in self.evaluations.items():
+            totals += WORK_WEIGHTS[kind] * np.asarray(series, dtype=float)
+        return totals
 
     def record(self, theta, info, elapsed, counts):
         """Append one step; ``counts`` maps evaluation kinds to totals (a missing kind is 0)."""

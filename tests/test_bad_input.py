@@ -404,3 +404,18 @@ def test_infinite_hyperparameters_are_refused_at_construction(make):
     # Before: HessianFree(damping=inf) was accepted and failed at step 0 blaming the preconditioner.
     with pytest.raises(NonFiniteError, match=r"(damping|learning_rate) must be .*finite.*, got inf"):
         make()
+
+
+def test_mlp_sizes_must_be_a_sequence():
+    with pytest.raises(ShapeError, match="sequence of layer widths"):
+        MLP(3)
+
+
+def test_hessian_free_names_an_overflowing_preconditioner():
+    # Inputs of size 1e160 and weights of 1e-160: the loss is finite, the squared inputs are not.
+    rng = np.random.default_rng(0)
+    X = 1e160 * rng.standard_normal((10, 2))
+    problem = Problem(MLP([2, 3, 1], activation="identity"), "mse", X, rng.standard_normal((10, 1)))
+    theta = 1e-160 * problem.model.init(0)
+    with pytest.raises(DivergenceError, match="preconditioner overflowed"):
+        fit(problem, HessianFree(), theta, steps=1)

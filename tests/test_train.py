@@ -260,3 +260,16 @@ def test_an_error_before_training_carries_no_record():
     with pytest.raises(ShapeError) as caught:
         mininn.fit(problem, SGD(0.1), theta[:-1], steps=3)
     assert caught.value.history is None
+
+
+def test_gradient_equivalents_weigh_each_kind_by_the_work_convention():
+    from mininn.problem import WORK_WEIGHTS, gradient_equivalents
+
+    assert set(WORK_WEIGHTS) == set(EVALUATION_KINDS) and WORK_WEIGHTS["value"] == 0.5
+    assert gradient_equivalents({"value": 4, "grad": 2, "ggn_vp": 3}) == 7.0
+    problem, theta = random_problem(seed=4)
+    history = mininn.fit(problem, HessianFree(), theta, steps=3)
+    expected = [gradient_equivalents({kind: history.evaluations[kind][k] for kind in EVALUATION_KINDS})
+                for k in range(history.steps)]
+    np.testing.assert_allclose(history.gradient_equivalents, expected)
+    assert np.all(np.diff(history.gradient_equivalents) > 1)  # a Hessian-free step costs more than a gradient

@@ -79,7 +79,7 @@ class Trace:
     model : MLP
     theta : ndarray of shape (N,)
         Not copied: do not change it in place while the trace is in use.
-    weights : list of (W_l, b_l)
+    weights : list of tuple
         Views of theta, shapes (fan_in, fan_out) and (fan_out,).
     inputs : list of ndarray
         ``h_l`` of shape (n, fan_in); ``h_0 = X``, ``h_{l+1} = act(z_l)``.
@@ -165,7 +165,7 @@ def backpropagated_errors(trace, output_cotangent, work=None):
 
     Where the activation does not curve, g_l is not needed by any product and delta_l
     overwrites it (output_cotangent included). ``g_{l-1}`` is written into ``work[l - 1]``
-    when work arrays (:func:`_layer_arrays`) are given.
+    when work arrays (one (n, fan_out) array per layer) are given.
     """
     g = output_cotangent
     for index in reversed(range(trace.num_layers)):

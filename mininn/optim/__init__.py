@@ -9,6 +9,7 @@ from .kfac import KFAC
 from .lbfgs import LBFGS, two_loop_recursion, wolfe_line_search
 from .natural_gradient import NaturalGradient
 from .newton import DampedNewton, GaussNewton, LevenbergMarquardt, Newton, SaddleFreeNewton
+from .shampoo import Shampoo
 from .trust_region import TrustRegion
 
 __all__ = [
@@ -17,6 +18,6 @@ __all__ = [
     "Newton", "LevenbergMarquardt", "DampedNewton", "SaddleFreeNewton", "GaussNewton",
     "HessianFree",
     "LBFGS", "two_loop_recursion", "wolfe_line_search",
-    "KFAC",
+    "KFAC", "Shampoo",
     "TrustRegion", "NaturalGradient",
 ]

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import NonFiniteError
 from ..linalg import conjugate_gradient
 from ..validation import in_unit_interval, non_negative, norm, one_of, positive_int, random_seed
 from .base import Optimizer, StepInfo
@@ -187,7 +188,13 @@ class HessianFree(Optimizer):
     def _preconditioner(self, problem, theta, damping):
         if not self.preconditioner:
             return None
-        diagonal = problem.empirical_fisher_diagonal(theta) + problem.l2 + damping
+        with np.errstate(over="ignore"):  # an overflow is refused just below, with its fix
+            diagonal = problem.empirical_fisher_diagonal(theta) + problem.l2 + damping
+        if not np.all(np.isfinite(diagonal)):
+            raise NonFiniteError(
+                "the empirical Fisher diagonal of the preconditioner overflowed (squared per-example "
+                "gradients beyond the float range): standardise the inputs and targets, or use "
+                "HessianFree(preconditioner=False)")
         floor = 1e-10 * diagonal.max() if diagonal.max() > 0 else 1.0
         return np.maximum(diagonal, floor) ** PRECONDITIONER_EXPONENT
 
