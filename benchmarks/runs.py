@@ -3,8 +3,9 @@
 Work accounting (one convention for every benchmark of the time-to-target family):
 
 - **gradient-equivalents**: every evaluation a method asks of its problem counts by kind,
-  ``WORK_WEIGHTS``: a gradient, a curvature product (Gauss-Newton or Hessian), a K-FAC factor
-  pass and a Fisher or Gauss-Newton diagonal pass 1 each, a loss value (a forward pass) 1/2,
+  the package's ``mininn.problem.WORK_WEIGHTS``: a gradient, a curvature product
+  (Gauss-Newton or Hessian), a K-FAC factor pass and a Fisher or Gauss-Newton diagonal
+  pass 1 each, a loss value (a forward pass) 1/2,
   in full-training-set units: an evaluation on b of the n training examples counts b/n. A
   dense Gauss-Newton matrix counts its N products.
 - **sequential passes**: the same weights without the b/n: what a step costs on hardware
@@ -31,12 +32,9 @@ import numpy as np
 
 from mininn import Problem, fit
 from mininn.errors import CurvatureError, DivergenceError
+from mininn.problem import WORK_WEIGHTS
 
 from .common import Clock
-
-#: Cost of one evaluation of each counted kind, in gradients.
-WORK_WEIGHTS = {"value": 0.5, "grad": 1.0, "hvp": 1.0, "ggn_vp": 1.0, "kfac_factors": 1.0,
-                "fisher_diagonal": 1.0, "ggn_diagonal": 1.0}
 
 #: The target metric is evaluated after every step up to this one, then at gaps of about
 #: 1/EVERY_STEP_UNTIL of the step count (see ``evaluation_due``; 310 evaluations in 5000 steps).
