@@ -40,10 +40,12 @@ NOTES = {
                     "1/8 of the gradient batch each step (gradient on the full training set; in the "
                     "scaling benchmark on the batch), Martens' CG stop, preconditioner, backtracking",
     "trust-region": "mininn.optim.TrustRegion, Gauss-Newton, Steihaug-Toint CG, full batch",
-    "K-FAC": "mininn.optim.KFAC, step size from the quadratic model, Levenberg-Marquardt damping, "
-             f"sampled Fisher, EMA 0.95, eigendecompositions every step (factors of at most "
+    "K-FAC": "mininn.optim.KFAC as Martens & Grosse 2015: step size and momentum from the quadratic "
+             "model (momentum='quadratic'), Levenberg-Marquardt damping, sampled Fisher, EMA 0.95, factors "
+             "and products on the whole batch, eigendecompositions every step (factors of at most "
              f"{KFAC_EVERY_STEP_UP_TO} rows) or every {KFAC_INVERSE_EVERY} steps",
-    "Shampoo": "mininn.optim.Shampoo, Adam grafting, statistics summed, inverse roots every 10 steps",
+    "Shampoo": "mininn.optim.Shampoo, beta1 0.9, Adam grafting, statistics summed, inverse roots every "
+               "10 steps",
     "Gauss-Newton": "mininn.optim.GaussNewton (dense Levenberg-Marquardt), full batch",
     "natural-gradient": "mininn.optim.NaturalGradient (dense Fisher), damping 1e-4, full batch",
 }
@@ -86,7 +88,7 @@ class Method:
             return optim.TrustRegion("ggn", initial_radius=value)
         if self.name == "K-FAC":
             every = 1 if max(model.sizes) + 1 <= KFAC_EVERY_STEP_UP_TO else KFAC_INVERSE_EVERY
-            return optim.KFAC(damping=value, inverse_every=every, seed=seed)
+            return optim.KFAC(damping=value, inverse_every=every, momentum="quadratic", seed=seed)
         if self.name == "Gauss-Newton":
             return optim.GaussNewton(damping=value)
         if self.name == "natural-gradient":
