@@ -44,8 +44,9 @@ from . import workloads as workloads_module
 from .common import RESULTS, load_average, print_table, run_jobs, write_results
 from .runs import CADENCE_RULE, WORK_WEIGHTS, Target, evaluation_due, run_to_target
 
-#: Costs of a run the performance profiles compare.
-PROFILE_COSTS = ("wall_s", "gradient_equivalents", "sequential_passes")
+#: Costs of a run the performance profiles compare, with their names in the figure.
+PROFILE_COSTS = {"wall_s": "wall time", "gradient_equivalents": "gradient-equivalents",
+                 "sequential_passes": "sequential passes"}
 
 
 @functools.cache
@@ -151,8 +152,8 @@ def plot_profiles(profiles, path):
             fraction = [(values <= tau).mean() if len(values) else 0.0 for tau in taus]
             ax.step(taus, fraction, where="post", color=color, label=name)
         ax.set_xscale("log")
-        ax.set_xlabel(f"tau (ratio of {cost.replace('_', ' ')} to the best)")
-        ax.set_title(cost.replace("_", " "))
+        ax.set_xlabel(f"tau (ratio of {PROFILE_COSTS[cost]} to the best)")
+        ax.set_title(PROFILE_COSTS[cost])
     np.atleast_1d(axes)[0].set_ylabel("fraction of problems within tau")
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
