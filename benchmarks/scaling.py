@@ -56,7 +56,7 @@ MAX_WIDENING = 2
 #: 0.6 for a doubling.
 SCALING_EXPONENT = math.log2(1 / 0.6)
 #: Wall-time cap of one run (a safety net; machine-dependent when it binds).
-BUDGET_S = 300.0
+BUDGET_S = 1800.0
 
 QUICK = {"sizes": [40, 16, 10], "batch_sizes": (50, 400), "max_steps": 300, "target_loss": 1.5}
 
