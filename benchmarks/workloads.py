@@ -156,7 +156,7 @@ def mnist1d(quick=False, sizes=None):
         target=target, batch_size=50 if quick else MNIST1D_ANCHOR["batch_size"],
         # the anchor's 8000 steps of batch 100 are 200 gradient-equivalents: 1.5 times that
         max_work=20.0 if quick else 300.0, max_steps=400 if quick else 40000,
-        budget_s=10.0 if quick else 600.0,
+        budget_s=10.0 if quick else 3600.0,
         methods=("SGD-momentum", "Adam", "L-BFGS", "Hessian-free", "trust-region", "K-FAC", "Shampoo"),
         labels_test=dataset.y_test[:n_test])
 
@@ -189,8 +189,8 @@ def curves(kind, quick=False, size="default"):
     return Workload(
         kind, description, model, "sigmoid_cross_entropy", images[:n_train], images[:n_train],
         images[n_train:], images[n_train:], target=target, batch_size=50 if quick else 250,
-        max_work=10.0 if quick else 100.0, max_steps=200 if quick else 100000,
-        budget_s=10.0 if quick else 600.0,
+        max_work=10.0 if quick else 60.0, max_steps=200 if quick else 100000,
+        budget_s=10.0 if quick else 3600.0,
         methods=("SGD-momentum", "Adam", "L-BFGS", "Hessian-free", "trust-region", "K-FAC", "Shampoo"))
 
 
@@ -212,7 +212,7 @@ def spirals(quick=False):
         "spirals", "two spirals, a small deep ReLU network (the dense methods' end)",
         MLP(sizes, activation="relu", init="he"), "sigmoid_cross_entropy", X[:n], Y[:n], X[n:], Y[n:],
         target=target, batch_size=50, max_work=200.0 if quick else 20000.0,
-        max_steps=400 if quick else 40000, budget_s=10.0 if quick else 300.0,
+        max_steps=400 if quick else 40000, budget_s=10.0 if quick else 3600.0,
         methods=("SGD-momentum", "Adam", "L-BFGS", "Hessian-free", "trust-region", "K-FAC", "Shampoo",
                  "Gauss-Newton", "natural-gradient"),
         labels_test=Y[n:, 0])
