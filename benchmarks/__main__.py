@@ -51,7 +51,8 @@ def main(argv=None):
                        help="CURVES data: 2000/1000 training/test images (default) or 20000/10000")
     group = parser.add_argument_group("scaling only")
     group.add_argument("--methods", default=None, metavar="A,B,...",
-                       help="comma-separated subset of SGD-momentum,Adam,K-FAC,Shampoo,Hessian-free")
+                       help="comma-separated subset of SGD-momentum,Adam,K-FAC,Shampoo,Hessian-free "
+                            "(the default), or K-FAC-no-momentum (an ablation)")
     args = parser.parse_args(argv)
     kwargs = {"quick": args.quick, "output_dir": args.output}
     if args.seeds is not None and args.seeds < 1:
@@ -100,7 +101,7 @@ def main(argv=None):
 def _methods(parser, text):
     if text is None:
         return None
-    known = ("SGD-momentum", "Adam", "K-FAC", "Shampoo", "Hessian-free")
+    known = ("SGD-momentum", "Adam", "K-FAC", "Shampoo", "Hessian-free", "K-FAC-no-momentum")
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in known]
     if unknown or not names:

@@ -139,7 +139,7 @@ def test_every_method_has_equal_trials_and_builds():
     for name, method in methods.METHODS.items():
         for workload, grid in method.grids.items():
             assert 1 <= len(grid) <= methods.TRIALS, (name, workload)
-            if name in ("SGD-momentum", "Adam", "K-FAC", "Hessian-free", "Shampoo"):
+            if name in ("SGD-momentum", "Adam", "K-FAC", "K-FAC-no-momentum", "Hessian-free", "Shampoo"):
                 assert len(grid) == methods.TRIALS
         if method.available:
             assert method.build(list(method.grids.values())[0][0], 0, MLP([2, 3, 1]), 100) is not None
