@@ -129,8 +129,9 @@ def tune_cell(results, method_name, batch_size, grid, seeds):
 def step_time_breakdown(quick, method_name, value, steps=20):
     """Where a full-batch step's time goes: seconds per step in each part, from cProfile.
 
-    Parts: the problem's counted evaluations by kind (``value_and_grad``, ``value``, ``ggn_vp``,
-    ``kfac_factors``), the eigendecompositions (numpy's ``eigh``), and the rest of the step.
+    Parts: the problem's counted evaluations by kind (``value_and_grad``, ``value``, ``ggn_vp``
+    with the products of ``ggn_operator``, ``kfac_factors``), the eigendecompositions (numpy's
+    ``eigh``), and the rest of the step (the preconditioning, the optimizer's own arithmetic).
     """
     w = workload(quick)
     method = methods_module.METHODS[method_name]
@@ -146,8 +147,9 @@ def step_time_breakdown(quick, method_name, value, steps=20):
     stats = pstats.Stats(profiler).stats
     parts = {"value_and_grad": 0.0, "value": 0.0, "ggn_vp": 0.0, "kfac_factors": 0.0, "eigh": 0.0}
     for (filename, _, function), (_, _, _, cumulative, _) in stats.items():
-        if filename.endswith("problem.py") and function in parts:
-            parts[function] += cumulative
+        if filename.endswith("problem.py") and function in (*parts, "ggn_operator", "counted"):
+            # an operator's products (the closure "counted") and its set-up are Gauss-Newton work
+            parts["ggn_vp" if function in ("ggn_operator", "counted") else function] += cumulative
         elif function == "eigh" and "linalg" in filename:
             parts["eigh"] += cumulative
     parts = {k: v / steps for k, v in parts.items()}
