@@ -21,8 +21,9 @@ Critical batch size (operational, after Shallue et al.'s regimes of perfect scal
 diminishing returns, then no gain): walking up the batch sizes from the smallest, the
 largest batch size b reached while each step up from b' cuts the steps at least as much
 as ``(b'/b)^SCALING_EXPONENT``, that is to at most 0.6 of them for a doubling (perfect
-scaling halves them, 0.5). It is the smallest batch size when already the first doubling
-fails, and None when the method misses the target at the smallest.
+scaling halves them, 0.5). The walk starts at the smallest batch size whose runs reach the
+target (a method may miss it at the smallest batches); the critical batch size is that
+batch size when already its first doubling fails, and None when no batch size reaches it.
 
 Wall time (machine-dependent, from the same runs): seconds per step of the chosen runs and
 their ratio to Adam's at the same batch size, and for K-FAC and Shampoo a profile of where a
@@ -101,15 +102,17 @@ def _widened(grid, best_index):
 
 
 def critical_batch_size(batch_sizes, steps):
-    """The largest batch size reached from the smallest while each step up keeps near-perfect scaling.
+    """The largest batch size reached while each step up keeps near-perfect scaling.
 
     ``steps`` lists the (median) steps to the target at each batch size, None or inf for a miss.
+    The walk starts at the smallest batch size that reaches the target (None if none does).
     """
     finite = [s is not None and math.isfinite(s) for s in steps]
-    if not finite[0]:
+    if not any(finite):
         return None
-    critical = batch_sizes[0]
-    for i in range(1, len(batch_sizes)):
+    first = finite.index(True)
+    critical = batch_sizes[first]
+    for i in range(first + 1, len(batch_sizes)):
         allowed = steps[i - 1] * (batch_sizes[i - 1] / batch_sizes[i]) ** SCALING_EXPONENT
         if not finite[i] or steps[i] > allowed:
             break
@@ -231,7 +234,8 @@ def run(quick=False, output_dir=None, seeds=None, workers=2, methods=None):
             "max_steps": QUICK["max_steps"] if quick else MAX_STEPS,
             "max_sequential_passes": 5 * QUICK["max_steps"] if quick else MAX_PASSES,
             "budget_s": f"{BUDGET_S:g} s per run, a safety net (stopped_by 'wall' when it binds)",
-            "critical_batch_size": "walking up from the smallest batch size, the largest b reached while "
+            "critical_batch_size": "walking up from the smallest batch size that reaches the target, the "
+                                   "largest b reached while "
                                    "each step up from b' gives steps(b) <= steps(b') (b'/b)^0.737 (0.6 of "
                                    "the steps at a doubling; perfect scaling is 0.5)",
             "evaluation_cadence": CADENCE_RULE,

@@ -21,8 +21,11 @@ def test_critical_batch_size_ends_at_diminishing_returns():
 
 
 def test_critical_batch_size_with_misses():
-    assert scaling.critical_batch_size(BATCHES, [None, 800, 400, 200, 100]) is None
+    # a miss at the smallest batch: the walk starts at the first batch size that reaches the target
+    assert scaling.critical_batch_size(BATCHES, [None, 800, 400, 200, 100]) == 512
+    assert scaling.critical_batch_size(BATCHES, [None, 800, 700, 200, 100]) == 64
     assert scaling.critical_batch_size(BATCHES, [1600, 800, math.inf, 200, 100]) == 64
+    assert scaling.critical_batch_size(BATCHES, [None] * 5) is None
 
 
 def test_critical_batch_size_of_a_non_doubling_step():
