@@ -286,7 +286,8 @@ def plot_scaling(payload, path):
     ax.set_xlabel("batch size")
     target = payload["target"]
     ax.set_ylabel(f"steps to {target['metric'].replace('_', ' ')} <= {target['value']:g}")
-    ax.set_title("median over seeds; dotted: perfect scaling from the smallest batch", fontsize=9)
+    seeds = payload["rows"][0]["seeds"]
+    ax.set_title(f"median over {seeds} seed(s); dotted: perfect scaling from the smallest batch", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
