@@ -283,10 +283,12 @@ def fix_target(workload_name, size="default", workers=2):
             best = result
     half = best["half"]
     unit = 10.0 ** (math.floor(math.log10(abs(half))) - 1)
-    rounded = math.ceil(half / unit) if workload.target.direction == "min" else math.floor(half / unit)
+    rounded_up = workload.target.direction == "min"
+    rounded = math.ceil(half / unit) if rounded_up else math.floor(half / unit)
     how = (f"pilot of Adam's grid {grid} on seed 0 for the whole budget: the best rate, "
            f"{best['learning_rate']:g}, had {workload.target.metric} {half:.4g} by half of its run "
-           f"({best['work'] / 2:.4g} gradient-equivalents), rounded to two significant figures")
+           f"({best['work'] / 2:.4g} gradient-equivalents), rounded {'up' if rounded_up else 'down'} to two "
+           "significant figures")
     return float(f"{rounded * unit:.3g}"), how, results
 
 
