@@ -154,8 +154,8 @@ def mnist1d(quick=False, sizes=None):
         dataset.X_train[:n_train], data.one_hot(dataset.y_train[:n_train], 10),
         dataset.X_test[:n_test], data.one_hot(dataset.y_test[:n_test], 10),
         target=target, batch_size=50 if quick else MNIST1D_ANCHOR["batch_size"],
-        # the anchor's 8000 steps of batch 100 are 200 gradient-equivalents: 1.5 times that
-        max_work=20.0 if quick else 300.0, max_steps=400 if quick else 40000,
+        # the anchor's budget: its 8000 steps of batch 100 are 200 gradient-equivalents
+        max_work=20.0 if quick else 200.0, max_steps=400 if quick else 40000,
         budget_s=10.0 if quick else 3600.0,
         methods=("SGD-momentum", "Adam", "L-BFGS", "Hessian-free", "trust-region", "K-FAC", "Shampoo"),
         labels_test=dataset.y_test[:n_test])
