@@ -19,6 +19,13 @@ minibatch methods, and the budgets of one run. Its methods are listed by name (s
 - ``spirals``: a small deep ReLU network, 2-20-20-20-20-1 (1,341 parameters), on two
   spirals: small enough for the dense Gauss-Newton and natural-gradient methods.
 
+Minibatch methods train on batches of 100 (MNIST-1D, as the paper), 250 (CURVES: 8 per epoch
+of the default 2000 images) and 50 (spirals, 10 per epoch). Budgets per run: 200
+gradient-equivalents on MNIST-1D (the anchor's 8000 steps), 60 on CURVES (2000/1000 images
+by default; ``size="full"`` takes Hinton & Salakhutdinov's 20000/10000, with the same budget
+in full-training-set units, ten times the work), 20000 on spirals (the dense methods count
+N = 1341 products per step) with at most 40000 steps.
+
 The CURVES targets are test reconstruction errors: the mean over test images of the
 summed squared error of ``sigmoid(outputs)`` against the image. They and the spirals
 target were fixed from a pilot of Adam at its best rate of the grid of
