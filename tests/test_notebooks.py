@@ -62,7 +62,6 @@ CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
 NOT_YET_CONVERTED = {
     "02_one_neuron",
     "03_hessian_assembly",
-    "04_newton",
     "05_curvature_products",
     "06_hessian_free",
     "09_diagonal_methods",
