@@ -64,7 +64,6 @@ NOT_YET_CONVERTED = {
     "03_hessian_assembly",
     "04_newton",
     "05_curvature_products",
-    "06_hessian_free",
     "09_diagonal_methods",
     "10_kronecker_factored",
     "11_when_curvature_pays",
