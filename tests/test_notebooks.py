@@ -66,7 +66,6 @@ NOT_YET_CONVERTED = {
     "05_curvature_products",
     "06_hessian_free",
     "09_diagonal_methods",
-    "10_kronecker_factored",
     "11_when_curvature_pays",
 }
 
