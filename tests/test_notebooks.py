@@ -60,10 +60,6 @@ CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
 
 #: Chapters that do not follow the conventions yet; remove a chapter once it is converted.
 NOT_YET_CONVERTED = {
-    "04_newton",
-    "05_curvature_products",
-    "06_hessian_free",
-    "10_kronecker_factored",
     "11_when_curvature_pays",
 }
 

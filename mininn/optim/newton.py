@@ -4,10 +4,12 @@
 meaningless: it raises :class:`~mininn.errors.CurvatureError` when H is singular
 and reports when H is indefinite (the step may then go uphill or towards a
 saddle). The repairs replace H by a positive definite curvature ``C + lambda I``
-and adapt the damping lambda with the Levenberg-Marquardt rule of
-``LevenbergMarquardt``:
+and adapt the damping lambda with the reduction-ratio rule of Martens (2010), in the
+base class ``LevenbergMarquardt`` (named after the damping of Gauss-Newton on least
+squares, the original Levenberg-Marquardt method):
 
-- ``DampedNewton``: ``C = H`` (lambda is raised until ``H + lambda I`` is positive definite);
+- ``DampedNewton``: ``C = H``, a Hessian modification (Nocedal & Wright 2006, section 3.4):
+  lambda is raised until ``H + lambda I`` is positive definite;
 - ``SaddleFreeNewton``: ``C = |H|``, the Hessian with its eigenvalues replaced by their
   absolute values (Dauphin et al. 2014);
 - ``GaussNewton``: ``C = G``, the positive semi-definite Gauss-Newton matrix.
@@ -214,7 +216,7 @@ class LevenbergMarquardt(Optimizer):
 
 
 class DampedNewton(LevenbergMarquardt):
-    """Levenberg-Marquardt damped Newton: ``(H + lambda I) d = -g`` with the dense Hessian H.
+    """Damped Newton, a Hessian modification: ``(H + lambda I) d = -g`` with the dense Hessian H.
 
     rho is measured against the undamped Newton model ``g.d + d.H.d / 2``;
     lambda is first raised (by factors 3/2, without evaluations) until
@@ -244,7 +246,7 @@ class SaddleFreeNewton(LevenbergMarquardt):
 
 
 class GaussNewton(LevenbergMarquardt):
-    """Damped Gauss-Newton: ``(G + lambda I) d = -g`` with the dense Gauss-Newton matrix G.
+    """Damped Gauss-Newton (Levenberg-Marquardt): ``(G + lambda I) d = -g`` with the dense Gauss-Newton G.
 
     G is positive semi-definite, so only the damping makes it invertible (dead
     ReLU units give zero rows). rho is measured against the Gauss-Newton model
