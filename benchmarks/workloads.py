@@ -12,10 +12,10 @@ minibatch methods, and the budgets of one run. Its methods are listed by name (s
   (``MNIST1D_TARGET``).
 - ``curves-sigmoid``: Martens' (2010) deep autoencoder setting,
   784-400-200-100-50-25-6-25-50-100-200-400-784 with logistic hidden units, a *linear*
-  6-unit code layer (``code_layer_linear``), Martens' sparse initialisation, sigmoid
+  6-unit code layer (one activation per hidden layer), Martens' sparse initialisation, sigmoid
   cross-entropy on the output logits, on mininn's CURVES-like images.
-- ``curves-relu``: the same sizes with ReLU hidden units (the code layer ReLU too, as
-  mininn's MLP has one hidden activation) and He initialisation.
+- ``curves-relu``: the same sizes with ReLU hidden units (the code layer ReLU too: the
+  book's ReLU version) and He initialisation.
 - ``spirals``: a small deep ReLU network, 2-20-20-20-20-1 (1,341 parameters), on two
   spirals: small enough for the dense Gauss-Newton and natural-gradient methods.
 
@@ -59,25 +59,6 @@ MNIST1D_TARGET = Target(
 #: Sizes of the default and the larger CURVES data (Hinton & Salakhutdinov's full set is 20,000
 #: training and 10,000 test images).
 CURVES_SIZES = {"default": (2000, 1000), "full": (20000, 10000)}
-
-
-def code_layer_linear(activation, code_width):
-    """An activation that is the identity on layers of width ``code_width`` and ``activation`` elsewhere.
-
-    mininn's MLP applies one activation to every hidden layer; Martens' autoencoder has a
-    linear code layer. The code layer is the only hidden layer of its width, so an
-    activation that looks at the width of its input, ``z`` of shape (n, width), gives
-    exactly his network on every path of the package (autograd's forward, its curvature
-    products and K-FAC's per-example backpropagation). The price: the hand-written fast
-    path does not know this callable, so this model runs on autograd's generic path
-    (gradients and Gauss-Newton products 1.5-1.7 times slower on this network, measured
-    at batch 250), the same for every method.
-    """
-    def activation_except_code(z):
-        return z if z.shape[-1] == code_width else activation(z)
-
-    activation_except_code.__name__ = f"{activation.__name__}_linear_code{code_width}"
-    return activation_except_code
 
 
 @dataclass
@@ -190,9 +171,10 @@ def curves(kind, quick=False, size="default"):
     else:
         (n_train, n_test), side, sizes = CURVES_SIZES[size], 28, AUTOENCODER_SIZES
     images = data.curves(n_train + n_test, seed=0, size=side)
-    code_width = min(sizes)
+    code = sizes.index(min(sizes)) - 1  # the code layer, among the hidden layers
     if kind == "curves-sigmoid":
-        model = MLP(sizes, activation=code_layer_linear(sigmoid, code_width), init="sparse")
+        hidden = ["identity" if layer == code else "sigmoid" for layer in range(len(sizes) - 2)]
+        model = MLP(sizes, activation=hidden, init="sparse")
         description = ("Martens' (2010) autoencoder: logistic hidden units, linear code layer, sparse "
                        "init, sigmoid cross-entropy")
     elif kind == "curves-relu":

@@ -118,8 +118,10 @@ class MLP:
     ----------
     sizes : sequence of int
         Layer widths, input first; at least two entries.
-    activation : str or callable
-        Hidden-layer activation (see ``mininn.activations``), default "relu".
+    activation : str, callable or sequence
+        Hidden-layer activation (see ``mininn.activations``), default "relu"; or one per
+        hidden layer, a sequence of ``len(sizes) - 2`` of them (e.g. a linear code layer
+        among logistic ones: ``["sigmoid", "sigmoid", "identity", "sigmoid"]``).
     output : str or callable
         Output-layer activation, default "identity" (losses take logits).
     init : str
@@ -139,15 +141,30 @@ class MLP:
         sizes = tuple(positive_int(f"sizes[{i}]", width) for i, width in enumerate(sizes))
         one_of("init", init, self.INITS)
         self.sizes = sizes
-        self.activation_name = activation if isinstance(activation, str) else None
-        self.activation = get_activation(activation)
-        self.output = get_activation(output)
-        self.output_name = output if isinstance(output, str) else None
+        hidden = len(sizes) - 2
+        per_layer = not (isinstance(activation, str) or callable(activation))
+        names = list(activation) if per_layer else [activation] * hidden
+        if len(names) != hidden:
+            raise ShapeError(f"activation lists {len(names)} activations, but the network has {hidden} "
+                             "hidden layers: give one per hidden layer, or one name for all")
+        #: The activation of every layer, hidden layers first, the output's last.
+        self.activations = tuple(get_activation(name) for name in names) + (get_activation(output),)
+        self.activation_names = tuple(name if isinstance(name, str) else None for name in names + [output])
+        shared = None if per_layer else activation
+        if per_layer and hidden and all(name == names[0] for name in names):
+            shared = names[0]
+        #: The hidden layers' activation when they share one (None where they differ).
+        self.activation = None if shared is None else get_activation(shared)
+        self.activation_name = shared if isinstance(shared, str) else None
+        self.output = self.activations[-1]
+        self.output_name = self.activation_names[-1]
         self.init_scheme = init
         self.layout = ParameterLayout(sizes)
 
     def __repr__(self):
-        act = self.activation_name or self.activation.__name__
+        names = [name or function.__name__ for name, function in zip(self.activation_names, self.activations)]
+        hidden = names[:-1]
+        act = hidden[0] if len(set(hidden)) == 1 else hidden if hidden else self.activation_name
         return f"MLP({list(self.sizes)}, activation={act!r}, num_params={self.num_params})"
 
     @property
@@ -166,7 +183,7 @@ class MLP:
     @property
     def is_piecewise_linear(self):
         """True when every hidden and output activation is piecewise linear."""
-        return self.activation_name in PIECEWISE_LINEAR and self.output_name in PIECEWISE_LINEAR
+        return all(name in PIECEWISE_LINEAR for name in self.activation_names)
 
     def init(self, seed=0):
         """A fresh float64 parameter vector of shape (num_params,), seeded."""
@@ -216,5 +233,5 @@ class MLP:
             z = anp.dot(h, W) + b
             preactivations.append(z)
             if index < len(params) - 1:
-                h = self.activation(z)
+                h = self.activations[index](z)
         return inputs, preactivations

@@ -123,15 +123,15 @@ def test_performance_profiles_are_ratios_to_the_best_method():
     assert profiles["C"] == [math.inf] * 3
 
 
-def test_linear_code_layer_is_the_identity_on_the_code_width_only():
-    sizes = [8, 5, 3, 5, 8]
-    model = MLP(sizes, activation=workloads.code_layer_linear(sigmoid, 3), init="sparse")
+def test_martens_autoencoder_has_a_linear_code_layer_and_takes_the_fast_path():
+    workload = workloads.curves("curves-sigmoid", quick=True)
+    model, X = workload.model, workload.X_test[:4]
     theta = model.init(0)
-    X = np.random.default_rng(0).uniform(size=(4, 8))
+    assert workload.problem().fast_path
     h = X
     for index, (W, b) in enumerate(model.layout.unflatten(theta)):
         z = h @ W + b
-        h = z if index in (1, 3) else sigmoid(z)  # code layer (width 3) linear, output logits
+        h = z if index in (1, 3) else sigmoid(z)  # code layer (width 4) linear, output logits
     assert np.allclose(model.forward(theta, X), h)
 
 

@@ -250,9 +250,10 @@ def test_problem_uses_the_fast_path_for_mlps_and_agrees_with_the_generic_one():
     generic, theta, v = small_problem("relu", "softmax_cross_entropy", 0.1, seed=11)
     fast = Problem(generic.model, generic.loss, generic.X, generic.Y, l2=0.1)
     assert fast.fast_path and not generic.fast_path and fast.minibatch(3).fast_path
-    assert not Problem(MLP([3, 2], activation=lambda x: x**3), "mse", generic.X, generic.Y[:, :2]).fast_path
+    cubic = MLP([3, 4, 2], activation=lambda x: x**3)
+    assert not Problem(cubic, "mse", generic.X, generic.Y[:, :2]).fast_path
     with pytest.raises(UnsupportedModelError):
-        Problem(MLP([3, 2], activation=lambda x: x**3), "mse", generic.X, generic.Y[:, :2], fast_path=True)
+        Problem(cubic, "mse", generic.X, generic.Y[:, :2], fast_path=True)
     value, gradient = fast.value_and_grad(theta)
     expected_value, expected_gradient = generic.value_and_grad(theta)
     assert abs(value - expected_value) <= TOLERANCE * abs(expected_value)
@@ -267,3 +268,13 @@ def test_problem_uses_the_fast_path_for_mlps_and_agrees_with_the_generic_one():
     moved += 0.1 * v
     assert relative(fast.value_and_grad(moved)[1], generic.value_and_grad(moved)[1]) < TOLERANCE
     assert fast.counts == {"grad": 3, "hvp": 2, "ggn_vp": 2}  # counted as on the generic path
+
+
+def test_per_layer_activations_take_the_fast_path():
+    rng = np.random.default_rng(12)
+    model = MLP([3, 5, 2, 5, 3], activation=["sigmoid", "identity", "tanh"])
+    X, Y = rng.normal(size=(6, 3)), rng.random((6, 3))
+    problem = Problem(model, "sigmoid_cross_entropy", X, Y, l2=0.1, fast_path=False)
+    assert Problem(model, "sigmoid_cross_entropy", X, Y).fast_path
+    theta = rng.normal(scale=0.7, size=model.num_params)
+    check_against_generic_path(problem, theta, rng.normal(size=model.num_params))

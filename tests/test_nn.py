@@ -303,3 +303,21 @@ def test_fewer_than_two_widths_raise(sizes):
 def test_widths_must_be_positive_integers(sizes, index):
     with pytest.raises(ArgumentError, match=rf"sizes\[{index}\] must be a positive integer"):
         MLP(sizes)
+
+
+def test_one_activation_per_hidden_layer():
+    # Martens' autoencoder: logistic hidden units around a linear code layer.
+    model = MLP([6, 5, 2, 5, 6], activation=["sigmoid", "identity", "sigmoid"])
+    theta = model.init(seed=0)
+    X = np.random.default_rng(0).standard_normal((4, 6))
+    W = model.layout.unflatten(theta)
+    h1 = 1 / (1 + np.exp(-(X @ W[0][0] + W[0][1])))
+    code = h1 @ W[1][0] + W[1][1]  # linear
+    h3 = 1 / (1 + np.exp(-(code @ W[2][0] + W[2][1])))
+    np.testing.assert_allclose(model.forward(theta, X), h3 @ W[3][0] + W[3][1], rtol=1e-12)
+    assert model.activation is None and model.activation_name is None and not model.is_piecewise_linear
+    assert "['sigmoid', 'identity', 'sigmoid']" in repr(model)
+    assert MLP([2, 3, 3, 1], activation=["relu", "relu"]).activation_name == "relu"
+    assert MLP([2, 3, 1], activation=["relu"]).is_piecewise_linear
+    with pytest.raises(ShapeError, match="one per hidden layer"):
+        MLP([2, 3, 3, 1], activation=["relu"])

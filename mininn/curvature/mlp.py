@@ -56,7 +56,6 @@ def backprop(model, theta, X):
         return MLPBackprop(trace.inputs, trace.outputs, pullback)
     model.check_inputs(X)
     params = model.layout.unflatten(theta)
-    last = len(params) - 1
     inputs = []
 
     def outputs(perturbations):
@@ -65,7 +64,7 @@ def backprop(model, theta, X):
         for index, ((W, b), e) in enumerate(zip(params, perturbations)):
             inputs.append(getval(h))
             z = anp.dot(h, W) + b + e
-            h = model.output(z) if index == last else model.activation(z)
+            h = model.activations[index](z)
         return h
 
     zeros = [np.zeros((len(X), layer.fan_out)) for layer in model.layout]

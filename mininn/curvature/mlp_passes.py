@@ -61,7 +61,7 @@ def is_supported(model):
     """True when ``model`` is an MLP (forward pass not overridden) whose activations are all known."""
     return (isinstance(model, MLP) and type(model).forward is MLP.forward
             and type(model).forward_trace is MLP.forward_trace
-            and model.activation in DERIVATIVES and model.output in DERIVATIVES)
+            and all(activation in DERIVATIVES for activation in model.activations))
 
 
 # -- the forward pass ----------------------------------------------------------------------------
@@ -123,8 +123,7 @@ def forward(model, theta, X):
         inputs.append(h)
         z = h @ W
         z += b
-        activation = model.output if index == len(weights) - 1 else model.activation
-        h, slope, curvature = DERIVATIVES[activation](z)
+        h, slope, curvature = DERIVATIVES[model.activations[index]](z)
         slopes.append(slope)
         curvatures.append(curvature)
     return Trace(model, theta, weights, inputs, slopes, curvatures, h)
