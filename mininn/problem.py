@@ -84,7 +84,8 @@ class Problem:
         self.l2 = non_negative("l2", l2)
         self.dense_limit = integer("dense_limit", dense_limit, 0)
         self.counts = Counter() if counts is None else counts
-        supported = mlp_passes.is_supported(model)
+        # A subclass that redefines the objective keeps autograd: the passes compute the MLP's own.
+        supported = mlp_passes.is_supported(model) and type(self).objective is Problem.objective
         if fast_path and not supported:
             raise UnsupportedModelError(f"fast_path=True needs an MLP with activations from "
                                         f"mininn.activations, got {model!r}")
@@ -120,9 +121,11 @@ class Problem:
         return value
 
     def value(self, theta):
-        """L(theta), a float."""
+        """L(theta), a float (one forward pass, kept on the fast path for a gradient at the same theta)."""
         theta = self.check_parameters(theta)
         self.counts["value"] += 1
+        if self.fast_path:
+            return mlp_passes.value(self._trace(theta), self.loss, self.Y, self.l2)
         return float(self.objective(theta))
 
     def value_and_grad(self, theta):
