@@ -2,7 +2,10 @@
 
 Optional: install with ``pip install -r benchmarks/requirements-peer.txt``. Without JAX,
 :func:`load` returns None and says why. When the BLAS thread variables ask for one
-thread, XLA is asked for one thread too, so that both sides run on the same cores.
+thread, the process is pinned to one CPU before JAX loads: XLA's flags alone
+(``--xla_cpu_multi_thread_eigen=false``) left its CPU runtime using two cores here (process
+CPU time 1.9 times the wall time), which made JAX's times those of two threads against
+mininn's one.
 """
 
 import os
@@ -15,8 +18,9 @@ def load():
     """Import JAX for float64 work; None (with the reason in ``load.reason``) if it is absent."""
     if os.environ.get("OMP_NUM_THREADS") == "1" and "jax" not in _JAX:
         flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
-                                   "intra_op_parallelism_threads=1").strip()
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     try:
         import jax
         import jax.numpy as jnp
