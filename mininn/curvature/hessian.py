@@ -18,9 +18,9 @@ HVP_METHODS = ("fwd_rev", "rev_rev")
 #: R-backprop of :mod:`mininn.curvature.mlp_passes` instead, faster than both autograd
 #: methods at the sizes of the book and the benchmark (one thread, CPU time, in gradients
 #: of the generic path): 0.99 against 1.99 (forward-over-reverse) and 2.23
-#: (reverse-over-reverse) on chapter 5's 52,221-parameter autoencoder; 0.82 against 4.32
-#: and 2.58 at batch 100 and 1.54 against 2.74 and 2.54 at batch 1000 on the benchmark's
-#: 842,340-parameter autoencoder (benchmarks/curvature.py). Between the two autograd
+#: (reverse-over-reverse) on chapter 5's 52,221-parameter autoencoder; 0.79 against 3.55
+#: and 2.68 at batch 100 and 1.40 against 2.58 and 2.41 at batch 1000 on the benchmark's
+#: 842,340-parameter autoencoder (benchmarks/results/curvature.json). Between the two autograd
 #: methods, forward-over-reverse is the faster at the book's sizes.
 DEFAULT_HVP_METHOD = "fwd_rev"
 

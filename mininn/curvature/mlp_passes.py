@@ -32,9 +32,10 @@ product 4 (``h V``, ``R{h} W``, and the two backward ones), 4/3 of a gradient; a
 Hessian product 6, twice a gradient. A cached Gauss-Newton product therefore takes
 longer than an equally efficient gradient, and the measured ratios sit at these counts:
 on the 842,340-parameter autoencoder of ``python -m benchmarks curvature`` (batch 100
-and 1000, one thread, CPU time) a cached G v took 1.21-1.22 gradients and a cached H v
-1.65-1.66, while their matrix products alone took 1.19-1.21 and 1.66-1.68 times the
-gradient's.
+and 1000, one thread, wall time on a quiet machine) a cached G v took 1.20-1.21 gradients
+and a cached H v 1.62-1.64, and JAX-jit's own on one core 0.95-1.05 and 1.43-1.61 of its
+gradient; measured in CPU time, the matrix products alone took 1.19-1.21 and 1.66-1.68
+times the gradient's.
 
 Conventions are those of :class:`~mininn.problem.Problem`: theta is flat, of shape (N,),
 ``W_1`` (row-major), ``b_1``, ``W_2``, ...; the objective is ``loss(F, Y) + l2/2 |theta|^2``
@@ -329,10 +330,10 @@ def hessian_vector_product(trace, loss, Y, v, l2=0.0):
 
     R-backprop (a forward R-pass, then the backward R-pass) is this module's one method:
     it is faster than both of autograd's at the sizes the book and the benchmark use.
-    Forward pass included, one thread, CPU time on a shared machine: on chapter 5's
-    autoencoder (N = 52,221, 500 images) 0.99 autograd gradients against 1.99 for
-    forward-over-reverse and 2.23 for reverse-over-reverse; on the benchmark's autoencoder
-    (N = 842,340) 0.82 against 4.32 and 2.58 at batch 100, 1.54 against 2.74 and 2.54 at
+    Forward pass included, one thread, in autograd gradients: on chapter 5's autoencoder
+    (N = 52,221, 500 images; CPU time) 0.99 against 1.99 for forward-over-reverse and 2.23
+    for reverse-over-reverse; on the benchmark's autoencoder (N = 842,340; wall time on a
+    quiet machine) 0.79 against 3.55 and 2.68 at batch 100, 1.40 against 2.58 and 2.41 at
     batch 1000.
     """
     return hessian_vector_operator(trace, loss, Y, l2)(v)
