@@ -109,7 +109,6 @@ unit: $(STAMP)
 benchmarks-quick: $(STAMP)
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(BIN)/python -m benchmarks curvature --quick --output "$$tmp"; \
-	$(BIN)/python -m benchmarks optimizers --quick --output "$$tmp"; \
 	$(BIN)/python -m benchmarks mnist1d-reproduction --quick --output "$$tmp"; \
 	$(BIN)/python -m benchmarks time-to-target --quick --workers 1 --output "$$tmp"; \
 	$(BIN)/python -m benchmarks scaling --quick --workers 1 --output "$$tmp"

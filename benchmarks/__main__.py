@@ -1,12 +1,10 @@
-"""Command line: ``python -m benchmarks {book,curvature,optimizers,mnist1d-reproduction,time-to-target,
-scaling} [--quick] [--output DIR]``.
+"""Command line: ``python -m benchmarks {book,curvature,mnist1d-reproduction,time-to-target,scaling}
+[--quick] [--output DIR]``.
 
-``optimizers`` also takes ``--budget SECONDS`` (per run), ``--seeds K`` and
-``--problem mnist1d|curves|all``; ``mnist1d-reproduction`` also takes ``--seeds K``;
-``time-to-target`` takes ``--seeds K``, ``--workers W``, ``--workload NAME|all`` and
-``--size default|full`` (the CURVES data size); ``scaling`` takes ``--seeds K``, ``--workers W``
-and ``--methods A,B,...``. ``--threads N`` sets the number of BLAS threads (default: the
-library's own for book and curvature, 1 for the others).
+``mnist1d-reproduction`` also takes ``--seeds K``; ``time-to-target`` takes ``--seeds K``,
+``--workers W``, ``--workload NAME|all`` and ``--size default|full`` (the CURVES data size);
+``scaling`` takes ``--seeds K``, ``--workers W`` and ``--methods A,B,...``. ``--threads N`` sets
+the number of BLAS threads (default: the library's own for book and curvature, 1 for the others).
 """
 
 import argparse
@@ -14,10 +12,10 @@ import importlib
 import os
 import sys
 
-BENCHMARKS = ("book", "curvature", "optimizers", "mnist1d-reproduction", "time-to-target", "scaling")
+BENCHMARKS = ("book", "curvature", "mnist1d-reproduction", "time-to-target", "scaling")
 
 #: The benchmarks that run one BLAS thread per process unless --threads says otherwise.
-SINGLE_THREADED = ("optimizers", "mnist1d-reproduction", "time-to-target", "scaling")
+SINGLE_THREADED = ("mnist1d-reproduction", "time-to-target", "scaling")
 
 #: Environment variables read by the BLAS libraries numpy may use, when they load.
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -34,15 +32,10 @@ def main(argv=None):
                              "1 for the others: on a shared machine multithreaded BLAS makes the small "
                              "products of minibatch steps erratic)")
     parser.add_argument("--seeds", type=int, default=None, metavar="K",
-                        help="optimizers, mnist1d-reproduction, time-to-target, scaling: runs per method "
-                             "or variant, seeds 0..K-1 (default 3, 5, 3, 3; 1 with --quick)")
+                        help="mnist1d-reproduction, time-to-target, scaling: runs per variant or method, "
+                             "seeds 0..K-1 (default 5, 3, 3; 1 with --quick)")
     parser.add_argument("--workers", type=int, default=2, metavar="W",
                         help="time-to-target and scaling: worker processes (default 2)")
-    group = parser.add_argument_group("optimizers only")
-    group.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                       help="wall time per run (default 20 s for mnist1d, 30 s for curves)")
-    group.add_argument("--problem", choices=["mnist1d", "curves", "all"], default="all",
-                       help="which problem (default all)")
     group = parser.add_argument_group("time-to-target only")
     group.add_argument("--workload", default="all",
                        choices=["mnist1d", "curves-sigmoid", "curves-relu", "spirals", "all"],
@@ -57,17 +50,9 @@ def main(argv=None):
     kwargs = {"quick": args.quick, "output_dir": args.output}
     if args.seeds is not None and args.seeds < 1:
         parser.error("--seeds must be at least 1")
-    if args.name == "optimizers":
-        if args.budget is not None and not args.budget > 0:
-            parser.error("--budget must be positive")
-        kwargs.update(budget=args.budget, seeds=args.seeds, problem=args.problem)
-    elif args.name == "mnist1d-reproduction":
-        if args.budget is not None or args.problem != "all":
-            parser.error("--budget and --problem apply to the optimizers benchmark only")
+    if args.name == "mnist1d-reproduction":
         kwargs.update(seeds=args.seeds)
     elif args.name in ("time-to-target", "scaling"):
-        if args.budget is not None or args.problem != "all":
-            parser.error("--budget and --problem apply to the optimizers benchmark only")
         if args.workers < 1:
             parser.error("--workers must be at least 1")
         kwargs.update(seeds=args.seeds, workers=args.workers)
@@ -75,9 +60,8 @@ def main(argv=None):
             kwargs.update(workload=args.workload, size=args.size)
         else:
             kwargs.update(methods=_methods(parser, args.methods))
-    elif args.budget is not None or args.seeds is not None or args.problem != "all":
-        parser.error("--budget, --seeds and --problem apply to the optimizers, mnist1d-reproduction, "
-                     "time-to-target and scaling benchmarks only")
+    elif args.seeds is not None:
+        parser.error("--seeds applies to the mnist1d-reproduction, time-to-target and scaling benchmarks")
     if args.name != "time-to-target" and (args.workload != "all" or args.size != "default"):
         parser.error("--workload and --size apply to the time-to-target benchmark only")
     if args.name != "scaling" and args.methods is not None:

@@ -119,7 +119,7 @@ def test_bad_settings_are_refused(settings, message):
 
 
 def test_command_line_refuses_options_of_other_benchmarks():
-    for option in (["--budget", "5"], ["--problem", "curves"], ["--seeds", "0"]):
+    for option in (["--workload", "spirals"], ["--size", "full"], ["--methods", "Adam"], ["--seeds", "0"]):
         with pytest.raises(SystemExit):
             main(["mnist1d-reproduction", "--quick", *option])
 

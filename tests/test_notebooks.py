@@ -59,9 +59,7 @@ BOOK = ROOT / "book"
 CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
 
 #: Chapters that do not follow the conventions yet; remove a chapter once it is converted.
-NOT_YET_CONVERTED = {
-    "11_when_curvature_pays",
-}
+NOT_YET_CONVERTED: set[str] = set()
 
 #: The repository the install cell installs from (``repository`` in ``_config.yml``).
 REPOSITORY_URL = "https://github.com/mininn-book/relu-second-order"
