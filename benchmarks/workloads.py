@@ -120,8 +120,11 @@ class Workload:
         return float(np.mean(np.sum((images - self.X_test) ** 2, axis=1)))
 
     def describe(self):
+        hidden = [name or function.__name__ for name, function in
+                  zip(self.model.activation_names[:-1], self.model.activations[:-1])]
         return {"name": self.name, "description": self.description, "sizes": list(self.model.sizes),
-                "activation": self.model.activation.__name__, "init": self.model.init_scheme,
+                "activation": hidden[0] if len(set(hidden)) == 1 else "per layer",
+                "hidden_activations": hidden, "init": self.model.init_scheme,
                 "num_params": self.model.num_params, "loss": self.loss, "l2": self.l2,
                 "n_train": self.n_train, "n_test": len(self.X_test), "batch_size": self.batch_size,
                 "target": {"metric": self.target.metric, "value": self.target.value,

@@ -35,7 +35,10 @@ def test_inside_the_region_steihaug_solves_the_newton_system():
     assert result.reason == "converged" and not result.hits_boundary
     np.testing.assert_allclose(result.step, newton, rtol=1e-9, atol=1e-12)
     assert result.model_change == pytest.approx(model_change(B, g, result.step), rel=1e-12)
-    assert result.iterations <= 12 + 2
+    # Exact arithmetic needs at most n = 12 iterations; rounding costs a few more, how many
+    # depends on the BLAS (14 here, 15 on another machine). Steepest descent would need
+    # hundreds (condition number 100, tolerance 1e-12), so 2n still catches a broken CG.
+    assert result.iterations <= 2 * 12
 
 
 def test_a_short_radius_stops_on_the_boundary_below_the_cauchy_point():
