@@ -111,7 +111,8 @@ benchmarks-quick: $(STAMP)
 	$(BIN)/python -m benchmarks curvature --quick --output "$$tmp"; \
 	$(BIN)/python -m benchmarks mnist1d-reproduction --quick --output "$$tmp"; \
 	$(BIN)/python -m benchmarks time-to-target --quick --workers 1 --output "$$tmp"; \
-	$(BIN)/python -m benchmarks scaling --quick --workers 1 --output "$$tmp"
+	$(BIN)/python -m benchmarks scaling --quick --workers 1 --output "$$tmp"; \
+	$(BIN)/python -m benchmarks kfac-relu-diagnosis --quick --workers 1 --output "$$tmp"
 
 # Every notebook against its committed outputs. No notebook collected is a failure
 # (pytest exits 5). --dist loadfile keeps each notebook's cells on one worker.

@@ -1,10 +1,11 @@
-"""Command line: ``python -m benchmarks {book,curvature,mnist1d-reproduction,time-to-target,scaling}
-[--quick] [--output DIR]``.
+"""Command line: ``python -m benchmarks {book,curvature,mnist1d-reproduction,time-to-target,scaling,
+kfac-relu-diagnosis} [--quick] [--output DIR]``.
 
 ``mnist1d-reproduction`` also takes ``--seeds K``; ``time-to-target`` takes ``--seeds K``,
 ``--workers W``, ``--workload NAME|all`` and ``--size default|full`` (the CURVES data size);
-``scaling`` takes ``--seeds K``, ``--workers W`` and ``--methods A,B,...``. ``--threads N`` sets
-the number of BLAS threads (default: the library's own for book and curvature, 1 for the others).
+``scaling`` takes ``--seeds K``, ``--workers W`` and ``--methods A,B,...``; ``kfac-relu-diagnosis``
+takes ``--workers W``. ``--threads N`` sets the number of BLAS threads (default: the library's own for
+book and curvature, 1 for the others).
 """
 
 import argparse
@@ -12,10 +13,10 @@ import importlib
 import os
 import sys
 
-BENCHMARKS = ("book", "curvature", "mnist1d-reproduction", "time-to-target", "scaling")
+BENCHMARKS = ("book", "curvature", "mnist1d-reproduction", "time-to-target", "scaling", "kfac-relu-diagnosis")
 
 #: The benchmarks that run one BLAS thread per process unless --threads says otherwise.
-SINGLE_THREADED = ("mnist1d-reproduction", "time-to-target", "scaling")
+SINGLE_THREADED = ("mnist1d-reproduction", "time-to-target", "scaling", "kfac-relu-diagnosis")
 
 #: Environment variables read by the BLAS libraries numpy may use, when they load.
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -35,7 +36,7 @@ def main(argv=None):
                         help="mnist1d-reproduction, time-to-target, scaling: runs per variant or method, "
                              "seeds 0..K-1 (default 5, 3, 3; 1 with --quick)")
     parser.add_argument("--workers", type=int, default=2, metavar="W",
-                        help="time-to-target and scaling: worker processes (default 2)")
+                        help="time-to-target, scaling and kfac-relu-diagnosis: worker processes (default 2)")
     group = parser.add_argument_group("time-to-target only")
     group.add_argument("--workload", default="all",
                        choices=["mnist1d", "curves-sigmoid", "curves-relu", "spirals", "all"],
@@ -62,6 +63,8 @@ def main(argv=None):
             kwargs.update(methods=_methods(parser, args.methods))
     elif args.seeds is not None:
         parser.error("--seeds applies to the mnist1d-reproduction, time-to-target and scaling benchmarks")
+    elif args.name == "kfac-relu-diagnosis":
+        kwargs.update(workers=args.workers)
     if args.name != "time-to-target" and (args.workload != "all" or args.size != "default"):
         parser.error("--workload and --size apply to the time-to-target benchmark only")
     if args.name != "scaling" and args.methods is not None:
