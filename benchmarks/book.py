@@ -30,7 +30,4 @@ def run(quick=False, output_dir=None):
     total = sum(row["seconds"] for row in rows)
     print_table(rows, ["name", "seconds"])
     print(f"whole book: {total:.1f} s (target < 300 s)")
-    name = "book_quick" if quick else "book"
-    kwargs = {} if output_dir is None else {"output_dir": output_dir}
-    for path in write_results(name, {"notebooks": rows, "total_s": total}, "notebooks", **kwargs):
-        print(f"wrote {path}")
+    write_results("book", {"notebooks": rows, "total_s": total}, "notebooks", output_dir, quick)

@@ -98,9 +98,14 @@ def median_seconds(function, repeats, warmup=1):
     return float(np.median(times))
 
 
-def write_results(name, payload, rows_key, output_dir=RESULTS):
-    """Write ``payload`` to ``<name>.json`` and its ``rows_key`` list to ``<name>.csv``; return the paths."""
-    output_dir = Path(output_dir)
+def write_results(name, payload, rows_key, output_dir=None, quick=False, plot=None):
+    """Write ``payload`` to ``<name>.json``, its ``rows_key`` list to ``<name>.csv``; print, return the paths.
+
+    ``output_dir`` defaults to ``RESULTS``; ``quick`` names the files ``<name>_quick.*`` (smoke runs,
+    which git ignores); ``plot(payload, path)``, when given, also draws ``<name>.png``.
+    """
+    output_dir = Path(RESULTS if output_dir is None else output_dir)
+    name = f"{name}_quick" if quick else name
     output_dir.mkdir(parents=True, exist_ok=True)
     payload = {"machine": machine(), "date": datetime.date.today().isoformat(), "commit": code_version(),
                **payload}
@@ -112,7 +117,13 @@ def write_results(name, payload, rows_key, output_dir=RESULTS):
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    return json_path, csv_path
+    paths = [json_path, csv_path]
+    if plot is not None:
+        paths.append(json_path.with_suffix(".png"))
+        plot(payload, paths[-1])
+    for path in paths:
+        print(f"wrote {path}")
+    return paths
 
 
 def print_table(rows, columns):

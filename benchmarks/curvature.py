@@ -212,8 +212,5 @@ def run(quick=False, output_dir=None):
                         "version": jax_peer.version()},
                "threads": os.environ.get("OMP_NUM_THREADS"), "repeats": repeats,
                "load_average": {"start": load_start[0], "end": load_end[0]}, "quick": quick}
-    name = "curvature_quick" if quick else "curvature"
-    kwargs = {} if output_dir is None else {"output_dir": output_dir}
-    for path in write_results(name, payload, "rows", **kwargs):
-        print(f"wrote {path}")
+    write_results("curvature", payload, "rows", output_dir, quick)
     return payload

@@ -14,10 +14,6 @@ import json
 import os
 import warnings
 
-import numpy as np
-
-from mininn.activations import sigmoid
-
 from . import methods as methods_module
 from . import workloads as workloads_module
 from .common import RESULTS, print_table, run_jobs, write_results
@@ -26,11 +22,6 @@ from .runs import Target, evaluation_due, run_to_target
 WORKLOAD = "curves-relu"
 METHODS = ("Adam", "K-FAC")
 SEEDS = (0, 1, 2)
-
-
-def reconstruction_error(model, theta, images):
-    """Mean over images of the squared error of the reconstruction, sigmoid of the output logits."""
-    return float(np.mean(np.sum((sigmoid(model.forward(theta, images)) - images) ** 2, axis=1)))
 
 
 def traced_run(method_name, value, seed, quick):
@@ -43,8 +34,8 @@ def traced_run(method_name, value, seed, quick):
 
     def metric(theta):  # called at each step where evaluation_due holds, in order
         trace["step"].append(next(due_steps))
-        trace["train_error"].append(reconstruction_error(workload.model, theta, workload.X_train))
-        trace["test_error"].append(reconstruction_error(workload.model, theta, workload.X_test))
+        trace["train_error"].append(workload.reconstruction_error(theta, workload.X_train))
+        trace["test_error"].append(workload.test_reconstruction_error(theta))
         return trace["test_error"][-1]
 
     unreachable = Target("test_reconstruction_error", -1.0, "min", "none: run the whole budget")
@@ -69,7 +60,5 @@ def run(quick=False, output_dir=None, workers=2):
     payload = {"quick": quick, "workload": WORKLOAD, "chosen": {m: chosen[m]["chosen"] for m in METHODS},
                "workers": workers, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "library default"),
                "runs": runs}
-    stem = "kfac_relu_diagnosis_quick" if quick else "kfac_relu_diagnosis"
-    for path in write_results(stem, payload, "runs", RESULTS if output_dir is None else output_dir):
-        print(f"wrote {path}")
+    write_results("kfac_relu_diagnosis", payload, "runs", output_dir, quick)
     return payload

@@ -48,7 +48,7 @@ from mininn import MLP, Problem, data, fit
 from mininn.activations import relu
 from mininn.optim import Adam
 
-from .common import RESULTS, print_table, write_results
+from .common import print_table, write_results
 
 #: Test accuracy of the MLP in the paper's table.
 PAPER_TEST_ACCURACY = 0.68
@@ -373,11 +373,5 @@ def run(quick=False, output_dir=None, seeds=None):
     print_table(table, ["variant", "median", "min", "max", "best_median"])
     print(f"paper: {PAPER_TEST_ACCURACY:.2f}; its notebooks' final accuracies: "
           f"{PAPER_NOTEBOOK_FINAL_TEST_ACCURACY}; total {payload['total_s']:.0f} s")
-    stem = "mnist1d_reproduction_quick" if quick else "mnist1d_reproduction"
-    output_dir = RESULTS if output_dir is None else output_dir
-    paths = list(write_results(stem, payload, "results", output_dir))
-    paths.append(paths[0].with_suffix(".png"))
-    plot_curves(payload, paths[-1])
-    for path in paths:
-        print(f"wrote {path}")
+    write_results("mnist1d_reproduction", payload, "results", output_dir, quick, plot=plot_curves)
     return payload

@@ -42,7 +42,7 @@ import numpy as np
 
 from . import methods as methods_module
 from . import workloads as workloads_module
-from .common import RESULTS, load_average, print_table, run_jobs, write_results
+from .common import load_average, print_table, run_jobs, write_results
 from .runs import CADENCE_RULE, WORK_WEIGHTS, Target, run_to_target
 
 TARGET_LOSS = 0.6
@@ -249,13 +249,7 @@ def run(quick=False, output_dir=None, seeds=None, workers=2, methods=None):
         "load_average": {"start": load_start, "end": load_average()},
         "total_s": time.perf_counter() - start,
     }
-    stem = "scaling_quick" if quick else "scaling"
-    output_dir = RESULTS if output_dir is None else output_dir
-    paths = list(write_results(stem, payload, "rows", output_dir))
-    paths.append(paths[0].with_suffix(".png"))
-    plot_scaling(payload, paths[-1])
-    for path in paths:
-        print(f"wrote {path}")
+    write_results("scaling", payload, "rows", output_dir, quick, plot=plot_scaling)
     print(f"total {payload['total_s']:.0f} s")
     return payload
 

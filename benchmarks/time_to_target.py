@@ -41,7 +41,7 @@ import numpy as np
 
 from . import methods as methods_module
 from . import workloads as workloads_module
-from .common import RESULTS, load_average, print_table, run_jobs, write_results
+from .common import load_average, print_table, run_jobs, write_results
 from .runs import CADENCE_RULE, WORK_WEIGHTS, Target, evaluation_due, run_to_target
 
 #: Costs of a run the performance profiles compare, with their names in the figure.
@@ -254,13 +254,8 @@ def run(quick=False, output_dir=None, seeds=None, workers=2, workload="all", siz
         "load_average": {"start": load_start, "end": load_average()},
         "total_s": time.perf_counter() - start,
     }
-    stem = "time_to_target_quick" if quick else "time_to_target"
-    output_dir = RESULTS if output_dir is None else output_dir
-    paths = list(write_results(stem, payload, "runs", output_dir))
-    paths.append(paths[0].with_suffix(".png"))
-    plot_profiles(profiles, paths[-1])
-    for path in paths:
-        print(f"wrote {path}")
+    write_results("time_to_target", payload, "runs", output_dir, quick,
+                  plot=lambda payload, path: plot_profiles(profiles, path))
     print(f"total {payload['total_s']:.0f} s")
     return payload
 

@@ -115,13 +115,15 @@ class Workload:
         predictions = (np.argmax(outputs, axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0))
         return float(np.mean(predictions == self.labels_test))
 
+    def reconstruction_error(self, theta, images):
+        """Mean over images of the squared error of the reconstruction (sigmoid of the output logits)."""
+        return float(np.mean(np.sum((sigmoid(self.model.forward(theta, images)) - images) ** 2, axis=1)))
+
     def test_reconstruction_error(self, theta):
-        images = sigmoid(self.model.forward(theta, self.X_test))
-        return float(np.mean(np.sum((images - self.X_test) ** 2, axis=1)))
+        return self.reconstruction_error(theta, self.X_test)
 
     def describe(self):
-        hidden = [name or function.__name__ for name, function in
-                  zip(self.model.activation_names[:-1], self.model.activations[:-1])]
+        hidden = self.model.layer_activation_names[:-1]
         return {"name": self.name, "description": self.description, "sizes": list(self.model.sizes),
                 "activation": hidden[0] if len(set(hidden)) == 1 else "per layer",
                 "hidden_activations": hidden, "init": self.model.init_scheme,

@@ -161,9 +161,13 @@ class MLP:
         self.init_scheme = init
         self.layout = ParameterLayout(sizes)
 
+    @property
+    def layer_activation_names(self):
+        """Every layer's activation by name (a callable's ``__name__`` where none was given), output last."""
+        return [name or function.__name__ for name, function in zip(self.activation_names, self.activations)]
+
     def __repr__(self):
-        names = [name or function.__name__ for name, function in zip(self.activation_names, self.activations)]
-        hidden = names[:-1]
+        hidden = self.layer_activation_names[:-1]
         act = hidden[0] if len(set(hidden)) == 1 else hidden if hidden else self.activation_name
         return f"MLP({list(self.sizes)}, activation={act!r}, num_params={self.num_params})"
 

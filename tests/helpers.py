@@ -84,3 +84,15 @@ def linear_regression(n=50, d=3, seed=0):
     problem = Problem(MLP([d, 1], activation="identity"), "mse", X, Y)
     coefficients, *_ = np.linalg.lstsq(np.hstack([X, np.ones((n, 1))]), Y[:, 0], rcond=None)
     return problem, coefficients
+
+
+class LinearModel:
+    """A model that is not an MLP (no layers), with what Problem asks for: X @ theta, 3 inputs."""
+
+    num_params, output_dim = 3, 1
+
+    def check_inputs(self, X):
+        pass
+
+    def forward(self, theta, X):
+        return X @ theta[:, None]

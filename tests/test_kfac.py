@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import linear_regression, random_problem
+from helpers import LinearModel, linear_regression, random_problem
 
 from mininn import MLP, Problem, data
 from mininn.curvature import FISHER_KINDS, kfac_block, kfac_factors, kfac_relative_errors, layer_blocks
@@ -109,18 +109,6 @@ def test_factor_arguments_are_checked():
     for fisher in ("empirical", "exact"):
         with pytest.raises(ShapeError, match="needs targets Y"):
             kfac_factors(problem.model, theta, problem.X, "mse", fisher=fisher)
-
-
-class LinearModel:
-    """A model that is not an MLP (no layers), with what Problem asks for."""
-
-    num_params, output_dim = 3, 1
-
-    def check_inputs(self, X):
-        pass
-
-    def forward(self, theta, X):
-        return X @ theta[:, None]
 
 
 def test_non_mlp_model_is_refused_clearly():

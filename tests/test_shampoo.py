@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import random_problem
+from helpers import LinearModel, random_problem
 from scipy.linalg import fractional_matrix_power
 from scipy.stats import ortho_group
 
@@ -154,20 +154,10 @@ def test_shampoo_fits_relu_regression():
     assert problem.value(thetas[-1]) < problem.value(theta0) / 5
 
 
-class NotAnMLP:
-    num_params, output_dim = 3, 1
-
-    def check_inputs(self, X):
-        pass
-
-    def forward(self, theta, X):
-        return X @ theta[:, None]
-
-
 def test_non_mlp_model_is_refused_clearly():
-    problem = Problem(NotAnMLP(), "mse", np.ones((4, 3)), np.ones((4, 1)))
+    problem = Problem(LinearModel(), "mse", np.ones((4, 3)), np.ones((4, 1)))
     optimizer = Shampoo()
-    with pytest.raises(TypeError, match="Shampoo needs a mininn.MLP, got NotAnMLP"):
+    with pytest.raises(TypeError, match="Shampoo needs a mininn.MLP, got LinearModel"):
         optimizer.step(problem, np.zeros(3), optimizer.init(np.zeros(3)))
 
 
