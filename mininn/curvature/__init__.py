@@ -21,7 +21,7 @@ binds them to a model, a loss and data and counts each evaluation.
 """
 
 from . import mlp_passes
-from .dense import dense_from_operator, layer_blocks, singular_tolerance, symmetric_eigh
+from .dense import dense_from_operator, layer_blocks, psd_eigh, singular_tolerance, symmetric_eigh
 from .diagonals import empirical_fisher_diagonal, ggn_diagonal
 from .gauss_newton import (
     gauss_newton_operator,
@@ -43,7 +43,7 @@ __all__ = [
     "HVP_METHODS", "DEFAULT_HVP_METHOD", "hessian", "hessian_vector_product", "hessian_vector_operator",
     "jacobian_vector_product", "vector_jacobian_product", "gauss_newton_vector_product",
     "gauss_newton_operator",
-    "dense_from_operator", "layer_blocks", "symmetric_eigh", "singular_tolerance",
+    "dense_from_operator", "layer_blocks", "psd_eigh", "symmetric_eigh", "singular_tolerance",
     "MLPBackprop", "backprop", "mlp_passes", "output_hessian_roots",
     "empirical_fisher_diagonal", "ggn_diagonal",
     "FISHER_KINDS", "kfac_factors", "kfac_block", "kfac_relative_errors",

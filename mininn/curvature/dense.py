@@ -28,6 +28,15 @@ def symmetric_eigh(matrix, name):
     return np.linalg.eigh(0.5 * (matrix + matrix.T))
 
 
+def psd_eigh(matrix):
+    """Eigenvalues (ascending) and eigenvectors of a symmetric positive semidefinite matrix.
+
+    Negative eigenvalues, which only rounding produces for such a matrix, are clipped to 0.
+    """
+    eigenvalues, vectors = np.linalg.eigh(matrix)
+    return np.clip(eigenvalues, 0.0, None), vectors
+
+
 def singular_tolerance(eigenvalues):
     """Eigenvalues of absolute value at most this count as zero: ``N * eps * max |eigenvalue|``.
 

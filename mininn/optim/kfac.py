@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..curvature import FISHER_KINDS
+from ..curvature import FISHER_KINDS, psd_eigh
 from ..errors import ArgumentError
 from ..validation import in_unit_interval, norm, one_of, positive, positive_int, random_seed
 from .base import Optimizer, StepInfo
@@ -35,11 +35,6 @@ class KFACState(NamedTuple):
     gamma: float | None
     #: the previous update delta, for momentum (zero after a rejected step)
     update: np.ndarray
-
-
-def _eigen(matrix):
-    eigenvalues, vectors = np.linalg.eigh(matrix)
-    return np.clip(eigenvalues, 0.0, None), vectors
 
 
 def _precondition_block(gradient_block, eigen_A, eigen_G, gamma):
@@ -259,7 +254,7 @@ class KFAC(Optimizer):
             for (A, G), (A_new, G_new) in zip(state.factors, batch)]
         eigen = state.eigen
         if t % self.inverse_every == 0:
-            eigen = [(_eigen(A), _eigen(G)) for A, G in factors]
+            eigen = [(psd_eigh(A), psd_eigh(G)) for A, G in factors]
         return factors, eigen
 
     def _gamma_candidates(self, problem, state):

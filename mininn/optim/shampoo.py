@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..curvature import psd_eigh
 from ..curvature.mlp import check_mlp
 from ..validation import in_unit_interval, norm, one_of, positive, positive_int
 from .base import StepInfo
@@ -42,8 +43,8 @@ def inverse_root(matrix, eps, exponent=ROOT):
 
     Negative eigenvalues from rounding are clipped to 0 before eps is added.
     """
-    eigenvalues, vectors = np.linalg.eigh(matrix)
-    return (vectors * (np.clip(eigenvalues, 0.0, None) + eps) ** exponent) @ vectors.T
+    eigenvalues, vectors = psd_eigh(matrix)
+    return (vectors * (eigenvalues + eps) ** exponent) @ vectors.T
 
 
 class Shampoo(FirstOrder):
